@@ -1,0 +1,147 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.common.primitives.Pair;
+
+import java.util.Collection;
+import java.util.List;
+
+/**
+ * First half of a pre-LN block: x + Wo · attn(LN1(x)), where attn is causal multi-head attention
+ * softmax(Q Kᵀ / √D + causal mask) · V with Q, K, V from one [C, 3C] projection.
+ * Dropout on the attention weights and on the residual branch. In/out [B, T, C].
+ */
+public class CausalSelfAttention extends GptLayerConf {
+    public static final String LNG = "lng", LNB = "lnb", WQKV = "wqkv", BQKV = "bqkv", WO = "wo", BO = "bo";
+
+    private int nHead;
+    private int nLayer;
+
+    protected CausalSelfAttention() {}
+
+    public CausalSelfAttention(String name, GptConfig c) {
+        super(name, c.nEmbd, c.blockSize, c.dropout);
+        this.nHead = c.nHead;
+        this.nLayer = c.nLayer;
+    }
+
+    public int getNHead() { return nHead; }
+    public int getNLayer() { return nLayer; }
+
+    @Override public List<ParamSpec> paramSpecs() {
+        return List.of(
+                ParamSpec.ones(LNG, nEmbd), ParamSpec.zeros(LNB, nEmbd),
+                ParamSpec.matrix(WQKV, nEmbd, 3L * nEmbd, 0.02), ParamSpec.zeros(BQKV, 3L * nEmbd),
+                // GPT-2: residual projections scaled by 1/sqrt(2 L)
+                ParamSpec.matrix(WO, nEmbd, nEmbd, 0.02 / Math.sqrt(2.0 * nLayer)), ParamSpec.zeros(BO, nEmbd));
+    }
+
+    @Override
+    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int index,
+                             INDArray paramsView, boolean initializeParams, DataType dataType) {
+        Impl layer = new Impl(conf, dataType);
+        layer.setListeners(listeners);
+        layer.setIndex(index);
+        layer.setParamsViewArray(paramsView);
+        layer.setParamTable(initializer().init(conf, paramsView, initializeParams));
+        layer.setConf(conf);
+        return layer;
+    }
+
+    /** [T, T] additive mask: 0 on and below the diagonal, a large negative number above it. */
+    static INDArray causalMask(long t, DataType dataType) {
+        INDArray m = Nd4j.zeros(dataType, t, t);
+        for (int i = 0; i < t; i++)
+            if (i + 1 < t) m.get(NDArrayIndex.point(i), NDArrayIndex.interval(i + 1, t)).assign(-1e9);
+        return m;
+    }
+
+    public static final class Impl extends GptLayer<CausalSelfAttention> {
+        private long b, t;
+        private LayerNorm.Cache ln;
+        private INDArray h, q, k, v, p, pDropped, attnMask, residMask, y, causal;
+
+        Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
+
+        @Override
+        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
+            CausalSelfAttention cfg = layerConf();
+            INDArray x = input3d();
+            b = x.size(0);
+            t = x.size(1);
+            long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
+            INDArray x2 = x.reshape(n, c);
+
+            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+            ln = lnCache[0];
+            INDArray qkv = h.mmul(param(WQKV)).addiRowVector(param(BQKV));        // [N, 3C]
+            // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
+            INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
+            q = heads.get(NDArrayIndex.point(0));
+            k = heads.get(NDArrayIndex.point(1));
+            v = heads.get(NDArrayIndex.point(2));
+
+            INDArray att = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
+            if (causal == null || causal.size(0) != t) causal = causalMask(t, dataType).reshape(1, t * t);
+            att.reshape(b * nh, t * t).addiRowVector(causal);
+            p = Nd4j.exec(new SoftMax(att, att, 3))[0];
+            attnMask = dropoutMask(training, b, nh, t, t);
+            pDropped = attnMask == null ? p : p.mul(attnMask);
+            INDArray yh = Nd4j.matmul(pDropped, v);                                    // [B,H,T,D]
+            y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
+
+            INDArray out = y.mmul(param(WO)).addiRowVector(param(BO));
+            residMask = dropoutMask(training, n, c);
+            if (residMask != null) out.muli(residMask);
+            return mgr.leverageTo(ArrayType.ACTIVATIONS, out.addi(x2).reshape(b, t, c));
+        }
+
+        @Override
+        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+            CausalSelfAttention cfg = layerConf();
+            long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
+            INDArray dOut = epsilon.castTo(dataType).reshape(n, c);
+            INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
+
+            grad(WO).assign(y.transpose().mmul(dBranch));
+            grad(BO).assign(dBranch.sum(true, 0));
+            INDArray dy = dBranch.mmul(param(WO).transpose())
+                    .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
+
+            INDArray dpd = Nd4j.matmul(dy, v, false, true, false);                   // [B,H,T,T]
+            INDArray dv = Nd4j.matmul(pDropped, dy, true, false, false);
+            INDArray dp = attnMask == null ? dpd : dpd.muli(attnMask);
+            // softmax backward, row-wise: datt = p * (dp - sum(dp * p))
+            INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
+            INDArray datt = dp2.subColumnVector(dp2.mul(p2).sum(true, 1)).muli(p2)
+                    .muli(1.0 / Math.sqrt(d)).reshape(b, nh, t, t);
+            INDArray dq = Nd4j.matmul(datt, k);
+            INDArray dk = Nd4j.matmul(datt, q, true, false, false);
+
+            INDArray dheads = Nd4j.create(dataType, 3, b, nh, t, d);
+            dheads.get(NDArrayIndex.point(0)).assign(dq);
+            dheads.get(NDArrayIndex.point(1)).assign(dk);
+            dheads.get(NDArrayIndex.point(2)).assign(dv);
+            INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
+
+            grad(WQKV).assign(h.transpose().mmul(dqkv));
+            grad(BQKV).assign(dqkv.sum(true, 0));
+            INDArray dh = dqkv.mmul(param(WQKV).transpose());
+            INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
+            return result(dx.reshape(b, t, c), mgr);
+        }
+
+        @Override protected void clearCache() { ln = null; h = q = k = v = p = pDropped = attnMask = residMask = y = null; }
+    }
+}

@@ -1,0 +1,28 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.api.Model;
+import org.deeplearning4j.optimize.api.BaseTrainingListener;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.Serializable;
+
+/**
+ * Clips the whole model's gradient to a maximum L2 norm (nanoGPT's clip_grad_norm_), between DL4J's
+ * gradient computation and its updater; DL4J itself only clips per layer. Remembers the last norm seen.
+ */
+public final class GlobalNormClipping extends BaseTrainingListener implements Serializable {
+    private static final long serialVersionUID = 1L;
+    private final double maxNorm;
+    private transient double lastNorm = Double.NaN;
+
+    public GlobalNormClipping(double maxNorm) { this.maxNorm = maxNorm; }
+
+    @Override public void onGradientCalculation(Model model) {
+        INDArray g = model.getGradientsViewArray();
+        if (g == null) return;
+        lastNorm = g.norm2Number().doubleValue();
+        if (maxNorm > 0 && lastNorm > maxNorm) g.muli(maxNorm / (lastNorm + 1e-6));
+    }
+
+    public double lastNorm() { return lastNorm; }
+}

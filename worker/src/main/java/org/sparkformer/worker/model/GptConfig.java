@@ -1,0 +1,71 @@
+package org.sparkformer.worker.model;
+
+import java.io.Serializable;
+
+/**
+ * The shape of a GPT replica, as plain values (nanoGPT style). Everything the executor needs to build
+ * the same network as the driver; the driver's training settings live elsewhere.
+ *
+ * <p>Shape legend used across the model package: B batch, T time (block), C channels (nEmbd),
+ * H heads, D = C/H head size, V vocabulary, L layers, N = B*T rows.
+ */
+public final class GptConfig implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** How positions are encoded: a learned table (GPT-2) or the fixed sinusoids of "Attention is all you need". */
+    public enum Positional { LEARNED, SINUSOIDAL }
+
+    public int nLayer = 2;
+    public int nHead = 4;
+    public int nEmbd = 128;
+    public int blockSize = 64;
+    public int vocabSize = 0;
+    public double dropout = 0.0;
+    public boolean tiedHead = true;
+    public Positional positional = Positional.LEARNED;
+    public long seed = 1337;
+
+    public GptConfig copy() {
+        GptConfig c = new GptConfig();
+        c.nLayer = nLayer; c.nHead = nHead; c.nEmbd = nEmbd; c.blockSize = blockSize; c.vocabSize = vocabSize;
+        c.dropout = dropout; c.tiedHead = tiedHead; c.positional = positional; c.seed = seed;
+        return c;
+    }
+
+    /** Throws IllegalArgumentException naming the offending key. */
+    public GptConfig validate() {
+        require(nLayer >= 1, "n-layer must be >= 1, got " + nLayer);
+        require(nHead >= 1, "n-head must be >= 1, got " + nHead);
+        require(nEmbd >= 1 && nEmbd % nHead == 0, "n-embd (" + nEmbd + ") must be a positive multiple of n-head (" + nHead + ")");
+        require(blockSize >= 1, "block-size must be >= 1, got " + blockSize);
+        require(vocabSize >= 1, "vocab-size must be >= 1, got " + vocabSize);
+        require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);
+        return this;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new IllegalArgumentException(message);
+    }
+
+    /**
+     * Parameter count, analytically: embeddings, per block (2 LayerNorms, qkv, proj, fc, proj with biases),
+     * the final LayerNorm, and the LM head unless tied.
+     */
+    public long parameterCount() {
+        long c = nEmbd, v = vocabSize;
+        long embeddings = v * c + (positional == Positional.LEARNED ? (long) blockSize * c : 0);
+        long block = 2 * (2 * c) + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
+        long head = 2 * c + (tiedHead ? 0 : v * c);
+        return embeddings + nLayer * block + head;
+    }
+
+    /** Parameters without the position table: the N of nanoGPT's 6N + 12LCT FLOPs-per-token estimate. */
+    public long nonPositionParameterCount() {
+        return parameterCount() - (positional == Positional.LEARNED ? (long) blockSize * nEmbd : 0);
+    }
+
+    @Override public String toString() {
+        return "GptConfig{L=" + nLayer + ", H=" + nHead + ", C=" + nEmbd + ", T=" + blockSize + ", V=" + vocabSize
+                + ", dropout=" + dropout + ", tied=" + tiedHead + ", pos=" + positional + "}";
+    }
+}

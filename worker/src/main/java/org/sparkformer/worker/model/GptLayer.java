@@ -1,0 +1,67 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.DefaultGradient;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.layers.BaseLayer;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.common.primitives.Pair;
+
+/**
+ * Runtime side of our layers: each subclass writes {@code activate} (forward, caching what backward
+ * needs) and {@code backpropGradient} (backward, writing into DL4J's gradient views) side by side.
+ */
+public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
+
+    protected GptLayer(NeuralNetConfiguration conf, DataType dataType) {
+        super(conf, dataType);
+    }
+
+    protected INDArray param(String name) { return params.get(name); }
+
+    protected INDArray grad(String name) { return gradientViews.get(name); }
+
+    /** All of this layer's gradient views, keyed by parameter name, as DL4J's updater expects. */
+    protected Gradient gradientsOut() {
+        Gradient g = new DefaultGradient(gradientsFlattened);
+        for (ParamSpec s : layerConf().paramSpecs()) g.gradientForVariable().put(s.name(), gradientViews.get(s.name()));
+        this.gradient = g;
+        return g;
+    }
+
+    /** The input as [B, T, C] in the network's data type. */
+    protected INDArray input3d() {
+        assertInputSet(false);
+        if (input.rank() != 3 || input.size(2) != layerConf().getNEmbd())
+            throw new IllegalStateException(layerId() + ": expected input [B, T, " + layerConf().getNEmbd() + "], got "
+                    + java.util.Arrays.toString(input.shape()));
+        return input.castTo(dataType);
+    }
+
+    protected Pair<Gradient, INDArray> result(INDArray epsilonOut, LayerWorkspaceMgr mgr) {
+        return new Pair<>(gradientsOut(), epsilonOut == null ? null : mgr.leverageTo(ArrayType.ACTIVATION_GRAD, epsilonOut));
+    }
+
+    /** Inverted dropout mask (scaled by 1/keep), or null when not dropping. */
+    protected INDArray dropoutMask(boolean training, long... shape) {
+        double p = layerConf().getDropout();
+        if (!training || p <= 0) return null;
+        return Nd4j.rand(dataType, shape).gt(p).castTo(dataType).divi(1.0 - p);
+    }
+
+    @Override public boolean isPretrainLayer() { return false; }
+
+    @Override public Type type() { return Type.RECURRENT; }
+
+    @Override public void clear() {
+        super.clear();
+        clearCache();
+    }
+
+    /** Drop what the forward pass cached for backward. */
+    protected abstract void clearCache();
+}

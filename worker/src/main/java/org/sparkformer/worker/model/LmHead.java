@@ -1,0 +1,206 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.api.layers.IOutputLayer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.nd4j.linalg.api.buffer.DataBuffer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.api.DataSet;
+import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+import org.nd4j.common.primitives.Pair;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+
+/**
+ * Final LayerNorm, LM head and softmax cross-entropy at every position: the graph's output layer.
+ * Input [B, T, C]; labels [B, T] next-token ids; {@code activate} gives logits [B, T, V]; the score is
+ * the mean cross-entropy over all B*T positions (its gradient is exact: the graph runs with
+ * miniBatch(false), so DL4J does not divide it again).
+ *
+ * <p>Tied head: the weight is the embedding's wte [V, C]. DL4J gives each layer only its own slice of
+ * the flattened parameter and gradient vectors, so the head reaches wte through the same buffer at the
+ * known offset {@code wteOffset} (negative: wte lies before the head). Backward overwrites wte's
+ * gradient; TokenEmbedding, which runs after it in backprop, adds its own part.
+ */
+public class LmHead extends GptLayerConf {
+    public static final String LNG = "lng", LNB = "lnb", WLM = "wlm";
+
+    private int vocabSize;
+    private boolean tied;
+    private long wteOffset;
+
+    protected LmHead() {}
+
+    /** @param wteOffset position of wte's first element relative to this layer's first parameter (tied only). */
+    public LmHead(String name, GptConfig c, long wteOffset) {
+        super(name, c.nEmbd, c.blockSize, 0.0);
+        this.vocabSize = c.vocabSize;
+        this.tied = c.tiedHead;
+        this.wteOffset = wteOffset;
+    }
+
+    public int getVocabSize() { return vocabSize; }
+    public boolean isTied() { return tied; }
+    public long getWteOffset() { return wteOffset; }
+
+    @Override protected long outputSize() { return vocabSize; }
+
+    @Override public List<ParamSpec> paramSpecs() {
+        List<ParamSpec> p = new ArrayList<>(List.of(ParamSpec.ones(LNG, nEmbd), ParamSpec.zeros(LNB, nEmbd)));
+        if (!tied) p.add(ParamSpec.matrix(WLM, vocabSize, nEmbd, 0.02));
+        return p;
+    }
+
+    @Override
+    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int index,
+                             INDArray paramsView, boolean initializeParams, DataType dataType) {
+        Impl layer = new Impl(conf, dataType);
+        layer.setListeners(listeners);
+        layer.setIndex(index);
+        layer.setParamsViewArray(paramsView);
+        layer.setParamTable(initializer().init(conf, paramsView, initializeParams));
+        layer.setConf(conf);
+        return layer;
+    }
+
+    public static final class Impl extends GptLayer<LmHead> implements IOutputLayer {
+        private INDArray labels;
+        private INDArray tiedW, tiedGrad;
+        private long b, t;
+        // cache of the last loss evaluation, reused by computeScore after backprop on the same arrays
+        private INDArray cachedInput, cachedLabels;
+        private double cachedLoss;
+        private LayerNorm.Cache ln;
+        private INDArray h, dlogits;
+
+        Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
+
+        @Override public void setParamsViewArray(INDArray view) {
+            super.setParamsViewArray(view);
+            if (layerConf().tied) tiedW = viewAt(view, layerConf().wteOffset);
+        }
+
+        @Override public void setBackpropGradientsViewArray(INDArray view) {
+            super.setBackpropGradientsViewArray(view);
+            if (layerConf().tied) tiedGrad = viewAt(view, layerConf().wteOffset);
+        }
+
+        private INDArray viewAt(INDArray ownSlice, long relative) {
+            LmHead cfg = layerConf();
+            // a view's offset() counts from the start of the original buffer, not of the view's own buffer
+            DataBuffer base = ownSlice.data().originalDataBuffer() != null ? ownSlice.data().originalDataBuffer() : ownSlice.data();
+            return Nd4j.create(base, new long[]{cfg.vocabSize, cfg.nEmbd}, new long[]{cfg.nEmbd, 1},
+                    ownSlice.offset() + relative, 'c', ownSlice.dataType());
+        }
+
+        /** The head's weight [V, C]: the embedding table when tied. */
+        public INDArray weight() { return layerConf().tied ? tiedW : param(WLM); }
+
+        private INDArray weightGrad() { return layerConf().tied ? tiedGrad : grad(WLM); }
+
+        /** logits = LN_f(x) · Wᵀ, [N, V]; keeps LN cache and h for backward. */
+        private INDArray logits2d(INDArray x) {
+            long c = layerConf().nEmbd;
+            b = x.size(0);
+            t = x.size(1);
+            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+            h = LayerNorm.forward(x.reshape(b * t, c), param(LNG), param(LNB), lnCache);
+            ln = lnCache[0];
+            return h.mmul(weight().transpose());
+        }
+
+        @Override
+        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
+            INDArray logits = logits2d(input3d());
+            return mgr.leverageTo(ArrayType.ACTIVATIONS, logits.reshape(b, t, layerConf().vocabSize));
+        }
+
+        /** Mean cross-entropy; also leaves dlogits = (softmax - onehot) / N for backward. */
+        private double lossAndDlogits() {
+            INDArray x = input3d();
+            INDArray logits = logits2d(x);
+            long n = b * t;
+            int[] y = labels.castTo(DataType.INT32).reshape(n).toIntVector();
+            INDArray z = logits.subColumnVector(logits.max(true, 1));
+            INDArray e = Transforms.exp(z, true);
+            INDArray sum = e.sum(true, 1);
+            INDArray logSum = Transforms.log(sum, true);
+            double total = 0;
+            for (int i = 0; i < n; i++) {
+                if (y[i] < 0 || y[i] >= layerConf().vocabSize)
+                    throw new IllegalArgumentException("label " + y[i] + " outside vocabulary");
+                total += logSum.getDouble(i, 0) - z.getDouble(i, y[i]);
+            }
+            INDArray probs = e.diviColumnVector(sum);
+            for (int i = 0; i < n; i++) probs.putScalar(i, y[i], probs.getDouble(i, y[i]) - 1.0);
+            dlogits = probs.divi(n);
+            cachedInput = input;
+            cachedLabels = labels;
+            cachedLoss = total / n;
+            return cachedLoss;
+        }
+
+        @Override
+        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+            lossAndDlogits();
+            weightGrad().assign(dlogits.transpose().mmul(h));                 // [V, C]
+            INDArray dh = dlogits.mmul(weight());                              // [N, C]
+            INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB));
+            dlogits = null;
+            return result(dx.reshape(b, t, layerConf().nEmbd), mgr);
+        }
+
+        @Override
+        public double computeScore(double fullNetRegTerm, boolean training, LayerWorkspaceMgr mgr) {
+            double loss = (cachedInput == input && cachedLabels == labels) ? cachedLoss : lossAndDlogits();
+            dlogits = null;
+            this.score = loss + fullNetRegTerm;
+            return score;
+        }
+
+        @Override
+        public INDArray computeScoreForExamples(double fullNetRegTerm, LayerWorkspaceMgr mgr) {
+            INDArray x = input3d();
+            INDArray logits = logits2d(x);
+            long n = b * t;
+            int[] y = labels.castTo(DataType.INT32).reshape(n).toIntVector();
+            INDArray z = logits.subColumnVector(logits.max(true, 1));
+            INDArray logSum = Transforms.log(Transforms.exp(z, true).sum(true, 1), true);
+            double[] perExample = new double[(int) b];
+            for (int i = 0; i < n; i++) perExample[(int) (i / t)] += (logSum.getDouble(i, 0) - z.getDouble(i, y[i])) / t;
+            return Nd4j.create(perExample, new long[]{b, 1}, dataType).addi(fullNetRegTerm);
+        }
+
+        @Override public boolean needsLabels() { return true; }
+        @Override public void setLabels(INDArray labels) { this.labels = labels; }
+        @Override public INDArray getLabels() { return labels; }
+
+        @Override protected void clearCache() {
+            ln = null; h = dlogits = null; cachedInput = cachedLabels = null;
+        }
+
+        // Classifier API: not meaningful for a language model.
+        @Override public double f1Score(org.nd4j.linalg.dataset.api.DataSet data) { throw unsupported(); }
+        @Override public double f1Score(INDArray examples, INDArray labels) { throw unsupported(); }
+        @Override public int numLabels() { return layerConf().vocabSize; }
+        @Override public void fit(DataSetIterator iter) { throw unsupported(); }
+        @Override public int[] predict(INDArray examples) { throw unsupported(); }
+        @Override public List<String> predict(DataSet dataSet) { throw unsupported(); }
+        @Override public void fit(INDArray examples, INDArray labels) { throw unsupported(); }
+        @Override public void fit(DataSet data) { throw unsupported(); }
+        @Override public void fit(INDArray examples, int[] labels) { throw unsupported(); }
+
+        private static UnsupportedOperationException unsupported() {
+            return new UnsupportedOperationException("LmHead is trained through the ComputationGraph");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.common.primitives.Pair;
+
+import java.util.Collection;
+import java.util.List;
+
+/** Second half of a pre-LN block: x + Wproj · gelu(Wfc · LN2(x)), 4x wide, dropout on the branch. In/out [B, T, C]. */
+public class MlpBlock extends GptLayerConf {
+    public static final String LNG = "lng", LNB = "lnb", WFC = "wfc", BFC = "bfc", WPROJ = "wproj", BPROJ = "bproj";
+
+    private int nLayer;
+
+    protected MlpBlock() {}
+
+    public MlpBlock(String name, GptConfig c) {
+        super(name, c.nEmbd, c.blockSize, c.dropout);
+        this.nLayer = c.nLayer;
+    }
+
+    public int getNLayer() { return nLayer; }
+
+    @Override public List<ParamSpec> paramSpecs() {
+        return List.of(
+                ParamSpec.ones(LNG, nEmbd), ParamSpec.zeros(LNB, nEmbd),
+                ParamSpec.matrix(WFC, nEmbd, 4L * nEmbd, 0.02), ParamSpec.zeros(BFC, 4L * nEmbd),
+                ParamSpec.matrix(WPROJ, 4L * nEmbd, nEmbd, 0.02 / Math.sqrt(2.0 * nLayer)), ParamSpec.zeros(BPROJ, nEmbd));
+    }
+
+    @Override
+    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int index,
+                             INDArray paramsView, boolean initializeParams, DataType dataType) {
+        Impl layer = new Impl(conf, dataType);
+        layer.setListeners(listeners);
+        layer.setIndex(index);
+        layer.setParamsViewArray(paramsView);
+        layer.setParamTable(initializer().init(conf, paramsView, initializeParams));
+        layer.setConf(conf);
+        return layer;
+    }
+
+    public static final class Impl extends GptLayer<MlpBlock> {
+        private long b, t;
+        private LayerNorm.Cache ln;
+        private INDArray h, a, tanh, g, residMask;
+
+        Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
+
+        @Override
+        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
+            long c = layerConf().nEmbd;
+            INDArray x = input3d();
+            b = x.size(0);
+            t = x.size(1);
+            INDArray x2 = x.reshape(b * t, c);
+            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+            ln = lnCache[0];
+            a = h.mmul(param(WFC)).addiRowVector(param(BFC));                 // [N, 4C]
+            tanh = Gelu.tanhPart(a);
+            g = Gelu.forward(a, tanh);
+            INDArray out = g.mmul(param(WPROJ)).addiRowVector(param(BPROJ));  // [N, C]
+            residMask = dropoutMask(training, b * t, c);
+            if (residMask != null) out.muli(residMask);
+            return mgr.leverageTo(ArrayType.ACTIVATIONS, out.addi(x2).reshape(b, t, c));
+        }
+
+        @Override
+        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+            long c = layerConf().nEmbd;
+            INDArray dOut = epsilon.castTo(dataType).reshape(b * t, c);
+            INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
+            grad(WPROJ).assign(g.transpose().mmul(dBranch));
+            grad(BPROJ).assign(dBranch.sum(true, 0));
+            INDArray da = Gelu.backward(dBranch.mmul(param(WPROJ).transpose()), a, tanh);
+            grad(WFC).assign(h.transpose().mmul(da));
+            grad(BFC).assign(da.sum(true, 0));
+            INDArray dh = da.mmul(param(WFC).transpose());
+            INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
+            return result(dx.reshape(b, t, c), mgr);
+        }
+
+        @Override protected void clearCache() { ln = null; h = a = tanh = g = residMask = null; }
+    }
+}
