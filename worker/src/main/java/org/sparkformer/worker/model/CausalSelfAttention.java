@@ -70,6 +70,7 @@ public class CausalSelfAttention extends GptLayerConf {
         private long b, t;
         private LayerNorm.Cache ln;
         private INDArray h, q, k, v, p, pDropped, attnMask, residMask, y, causal;
+        private long causalT = -1;
 
         Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
 
@@ -93,7 +94,10 @@ public class CausalSelfAttention extends GptLayerConf {
             v = heads.get(NDArrayIndex.point(2));
 
             INDArray att = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
-            if (causal == null || causal.size(0) != t) causal = causalMask(t, dataType).reshape(1, t * t);
+            if (causalT != t) {
+                causal = causalMask(t, dataType).reshape(1, t * t);
+                causalT = t;
+            }
             att.reshape(b * nh, t * t).addiRowVector(causal);
             p = Nd4j.exec(new SoftMax(att, att, 3))[0];
             attnMask = dropoutMask(training, b, nh, t, t);

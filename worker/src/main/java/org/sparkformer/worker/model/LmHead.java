@@ -24,7 +24,8 @@ import java.util.List;
  * Final LayerNorm, LM head and softmax cross-entropy at every position: the graph's output layer.
  * Input [B, T, C]; labels [B, T] next-token ids; {@code activate} gives logits [B, T, V]; the score is
  * the mean cross-entropy over all B*T positions (its gradient is exact: the graph runs with
- * miniBatch(false), so DL4J does not divide it again).
+ * miniBatch(false), so DL4J does not divide it again). Weight decay is decoupled (AdamW) and so is not
+ * part of the score.
  *
  * <p>Tied head: the weight is the embedding's wte [V, C]. DL4J gives each layer only its own slice of
  * the flattened parameter and gradient vectors, so the head reaches wte through the same buffer at the
@@ -161,9 +162,10 @@ public class LmHead extends GptLayerConf {
 
         @Override
         public double computeScore(double fullNetRegTerm, boolean training, LayerWorkspaceMgr mgr) {
+            // AdamW's weight decay is decoupled from the objective: the score is the cross-entropy alone
             double loss = (cachedInput == input && cachedLabels == labels) ? cachedLoss : lossAndDlogits();
             dlogits = null;
-            this.score = loss + fullNetRegTerm;
+            this.score = loss;
             return score;
         }
 
@@ -177,7 +179,7 @@ public class LmHead extends GptLayerConf {
             INDArray logSum = Transforms.log(Transforms.exp(z, true).sum(true, 1), true);
             double[] perExample = new double[(int) b];
             for (int i = 0; i < n; i++) perExample[(int) (i / t)] += (logSum.getDouble(i, 0) - z.getDouble(i, y[i])) / t;
-            return Nd4j.create(perExample, new long[]{b, 1}, dataType).addi(fullNetRegTerm);
+            return Nd4j.create(perExample, new long[]{b, 1}, dataType);
         }
 
         @Override public boolean needsLabels() { return true; }

@@ -1,0 +1,165 @@
+package org.sparkformer.driver;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.sparkformer.worker.io.ArrayIO;
+import org.sparkformer.worker.model.Gpt;
+import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.tokenizer.CharTokenizer;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * A checkpoint is a directory at any Hadoop FS URI holding config.json (run config, model shape and
+ * training state: step, tokens seen, best val loss), tokenizer.json, params.bin and updater.bin (our
+ * own checksummed float format, never Java serialization). It is written under a temporary name and
+ * renamed into place, so a crash leaves the previous checkpoint intact.
+ */
+public final class Checkpoint {
+    public static final String CONFIG = "config.json", TOKENIZER = "tokenizer.json", PARAMS = "params.bin", UPDATER = "updater.bin";
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_JSON_BYTES = 64 << 20;
+
+    /** Where training stands: enough to continue exactly (data order and LR schedule derive from step). */
+    public static final class State {
+        public long step;
+        public long tokens;
+        public double bestValLoss = Double.POSITIVE_INFINITY;
+        public double elapsedSeconds;
+    }
+
+    public record Loaded(TrainConfig config, GptConfig model, CharTokenizer tokenizer, ComputationGraph graph, State state) {}
+
+    private Checkpoint() {}
+
+    public static void save(String uri, Configuration hadoop, TrainConfig config, GptConfig model, CharTokenizer tokenizer,
+                            ComputationGraph graph, State state) throws IOException {
+        Path dir = new Path(uri);
+        FileSystem fs = dir.getFileSystem(hadoop);
+        Path tmp = new Path(dir.getParent(), "." + dir.getName() + ".tmp-" + System.nanoTime());
+        fs.mkdirs(tmp);
+        try {
+            ObjectNode root = JSON.createObjectNode();
+            root.put("format", "sparkformer-checkpoint");
+            root.put("version", 1);
+            root.set("train", config.toJson());
+            root.set("model", JSON.valueToTree(model));
+            ObjectNode s = root.putObject("state");
+            s.put("step", state.step);
+            s.put("tokens", state.tokens);
+            s.put("best_val_loss", Double.isFinite(state.bestValLoss) ? state.bestValLoss : -1);
+            s.put("elapsed_s", state.elapsedSeconds);
+            writeText(fs, new Path(tmp, TOKENIZER), tokenizer.toJson());
+            try (FSDataOutputStream out = fs.create(new Path(tmp, PARAMS), true)) { ArrayIO.write(graph.params(), out); }
+            INDArray updater = graph.getUpdater(true).getStateViewArray();
+            if (updater != null) try (FSDataOutputStream out = fs.create(new Path(tmp, UPDATER), true)) { ArrayIO.write(updater, out); }
+            writeText(fs, new Path(tmp, CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+            Path old = new Path(dir.getParent(), "." + dir.getName() + ".old-" + System.nanoTime());
+            boolean hadOld = fs.exists(dir);
+            if (hadOld && !fs.rename(dir, old)) throw new IOException("cannot move aside " + dir);
+            if (!fs.rename(tmp, dir)) {
+                if (hadOld) fs.rename(old, dir);
+                throw new IOException("cannot rename " + tmp + " to " + dir);
+            }
+            if (hadOld) fs.delete(old, true);
+        } catch (IOException | RuntimeException e) {
+            fs.delete(tmp, true);
+            throw e;
+        }
+    }
+
+    private static void writeText(FileSystem fs, Path p, String text) throws IOException {
+        try (FSDataOutputStream out = fs.create(p, true)) { out.write(text.getBytes(StandardCharsets.UTF_8)); }
+    }
+
+    /** Accepts a checkpoint directory or a run directory (then its ckpt/last). */
+    public static String resolve(String uri, Configuration hadoop) {
+        try {
+            Path p = new Path(uri);
+            FileSystem fs = p.getFileSystem(hadoop);
+            if (!fs.exists(p)) throw new UserError(uri + ": no such checkpoint");
+            if (fs.exists(new Path(p, CONFIG))) return p.toString();
+            Path last = new Path(new Path(p, "ckpt"), "last");
+            if (fs.exists(new Path(last, CONFIG))) return last.toString();
+            throw new UserError(uri + ": not a checkpoint (no " + CONFIG + ")");
+        } catch (IOException e) {
+            throw new UserError(uri + ": cannot read (" + e.getMessage() + ")");
+        }
+    }
+
+    public static Loaded load(String uri, Configuration hadoop, boolean withUpdater) {
+        Path dir = new Path(resolve(uri, hadoop));
+        try {
+            FileSystem fs = dir.getFileSystem(hadoop);
+            JsonNode root = JSON.readTree(readText(fs, new Path(dir, CONFIG)));
+            if (root == null || !"sparkformer-checkpoint".equals(root.path("format").asText()))
+                throw new UserError(dir + "/" + CONFIG + ": not a sparkformer checkpoint");
+            if (root.path("version").asInt() != 1)
+                throw new UserError(dir + "/" + CONFIG + ": unsupported checkpoint version " + root.path("version"));
+            TrainConfig config = TrainConfig.fromJson(root.get("train"), dir + "/" + CONFIG);
+            GptConfig model;
+            try {
+                model = JSON.treeToValue(root.get("model"), GptConfig.class).validate();
+            } catch (Exception e) {
+                throw new UserError(dir + "/" + CONFIG + ": invalid model section (" + e.getMessage().split("\n")[0] + ")");
+            }
+            CharTokenizer tokenizer;
+            try {
+                tokenizer = CharTokenizer.fromJson(readText(fs, new Path(dir, TOKENIZER)));
+            } catch (IllegalArgumentException e) {
+                throw new UserError(dir + "/" + TOKENIZER + ": " + e.getMessage());
+            }
+            if (tokenizer.vocabSize() != model.vocabSize)
+                throw new UserError(dir + ": tokenizer has " + tokenizer.vocabSize() + " tokens but the model expects " + model.vocabSize);
+            JsonNode s = root.path("state");
+            State state = new State();
+            state.step = s.path("step").asLong();
+            state.tokens = s.path("tokens").asLong();
+            double best = s.path("best_val_loss").asDouble(-1);
+            state.bestValLoss = best >= 0 ? best : Double.POSITIVE_INFINITY;
+            state.elapsedSeconds = s.path("elapsed_s").asDouble();
+
+            ComputationGraph graph = Gpt.build(model, Optimizer.updater(config), config.weightDecay, DataType.FLOAT);
+            try (InputStream in = fs.open(new Path(dir, PARAMS))) {
+                graph.setParams(ArrayIO.read(in, graph.numParams(), dir + "/" + PARAMS));
+            }
+            if (withUpdater) {
+                INDArray view = graph.getUpdater(true).getStateViewArray();
+                Path up = new Path(dir, UPDATER);
+                if (view != null) {
+                    if (!fs.exists(up)) throw new UserError(dir + ": missing " + UPDATER + " (needed to resume)");
+                    try (InputStream in = fs.open(up)) {
+                        graph.getUpdater(true).setStateViewArray(ArrayIO.read(in, view.length(), up.toString()));
+                    }
+                }
+            }
+            graph.getConfiguration().setIterationCount((int) state.step);
+            return new Loaded(config, model, tokenizer, graph, state);
+        } catch (FileNotFoundException e) {
+            throw new UserError(dir + ": incomplete checkpoint (" + e.getMessage() + ")");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new UserError(dir + "/" + CONFIG + ": not valid JSON (" + e.getOriginalMessage() + ")");
+        } catch (IOException e) {
+            throw new UserError(dir + ": cannot load (" + e.getMessage() + ")");
+        }
+    }
+
+    private static String readText(FileSystem fs, Path p) throws IOException {
+        try (InputStream in = fs.open(p)) {
+            byte[] bytes = in.readNBytes(MAX_JSON_BYTES + 1);
+            if (bytes.length > MAX_JSON_BYTES) throw new IOException(p + " is too large");
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+    }
+}

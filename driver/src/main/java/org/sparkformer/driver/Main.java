@@ -1,0 +1,204 @@
+package org.sparkformer.driver;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.sparkformer.worker.generate.Sampler;
+import org.sparkformer.worker.model.GptConfig;
+
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+
+/**
+ * sparkformer's command line.
+ * <pre>
+ *   scripts/sparkformer train [--data PATH|URI] [--preset tiny|baby|small|gpt2-124m] [--steps N] [--out DIR]
+ *                             [--master local[*]] [--config FILE] [--resume DIR] [--overwrite] [--KEY VALUE ...]
+ *   scripts/sparkformer generate --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
+ * </pre>
+ */
+public final class Main {
+    private static final Logger log = LogManager.getLogger(Main.class);
+
+    private Main() {}
+
+    public static void main(String[] args) {
+        int code;
+        try {
+            code = run(args, System.out);
+        } catch (UserError e) {
+            System.err.println("sparkformer: " + e.getMessage());
+            code = 2;
+        } catch (Throwable t) {
+            UserError cause = findUserError(t);
+            if (cause != null) {
+                System.err.println("sparkformer: " + cause.getMessage());
+                code = 2;
+            } else {
+                log.error("sparkformer failed", t);
+                code = 1;
+            }
+        }
+        System.exit(code);
+    }
+
+    private static UserError findUserError(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) if (c instanceof UserError u) return u;
+        return null;
+    }
+
+    static int run(String[] args, PrintStream out) throws IOException {
+        if (args.length == 0 || args[0].equals("help") || args[0].equals("--help") || args[0].equals("-h")) {
+            out.println(USAGE);
+            return args.length == 0 ? 2 : 0;
+        }
+        String command = args[0];
+        Map<String, String> flags = parseFlags(args, 1);
+        return switch (command) {
+            case "train" -> train(flags, out);
+            case "generate" -> generate(flags, out);
+            default -> throw new UserError("unknown command '" + command + "' (try: train, generate, help)");
+        };
+    }
+
+    /** --key value and --key=value; a flag given twice keeps the last value. Boolean switches take no value. */
+    static Map<String, String> parseFlags(String[] args, int from) {
+        Map<String, String> flags = new LinkedHashMap<>();
+        for (int i = from; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--") || a.length() == 2) throw new UserError("unexpected argument '" + a + "' (flags look like --key value)");
+            String key = a.substring(2), value;
+            int eq = key.indexOf('=');
+            if (eq >= 0) {
+                value = key.substring(eq + 1);
+                key = key.substring(0, eq);
+            } else if (SWITCHES.contains(key)) {
+                value = "true";
+            } else {
+                if (i + 1 >= args.length) throw new UserError("--" + key + ": missing value");
+                value = args[++i];
+            }
+            flags.put(key, value);
+        }
+        return flags;
+    }
+
+    private static final List<String> SWITCHES = List.of("overwrite");
+
+    static TrainConfig trainConfig(Map<String, String> flags) {
+        TrainConfig cfg = new TrainConfig();
+        if (flags.containsKey("preset")) cfg.set("preset", flags.get("preset"), "--preset");
+        if (flags.containsKey("config")) {
+            Properties props = new Properties();
+            String file = flags.get("config");
+            try (var in = new InputStreamReader(new FileInputStream(file), StandardCharsets.UTF_8)) {
+                props.load(in);
+            } catch (IOException e) {
+                throw new UserError("--config " + file + ": cannot read (" + e.getMessage() + ")");
+            }
+            if (props.containsKey("preset")) cfg.set("preset", props.getProperty("preset"), "--config " + file);
+            for (String key : props.stringPropertyNames())
+                if (!key.equals("preset")) cfg.set(key, props.getProperty(key), "--config " + file + " key " + key);
+        }
+        for (Map.Entry<String, String> f : flags.entrySet()) {
+            String key = f.getKey();
+            if (key.equals("preset") || key.equals("config") || key.equals("resume") || key.equals("overwrite")) continue;
+            if (!TrainConfig.isKey(key)) throw new UserError("unknown flag --" + key + " for train (see: sparkformer help)");
+            cfg.set(key, f.getValue(), "--" + key);
+        }
+        return cfg.validate();
+    }
+
+    private static int train(Map<String, String> flags, PrintStream out) throws IOException {
+        TrainConfig cfg = trainConfig(flags);
+        String resume = flags.get("resume");
+        if (resume != null) {
+            // a resumed run keeps the checkpoint's settings; flags given now override them
+            Checkpoint.Loaded saved = Checkpoint.load(resume, new Configuration(), false);
+            TrainConfig merged = saved.config();
+            for (Map.Entry<String, String> f : flags.entrySet())
+                if (!List.of("resume", "overwrite", "config", "preset").contains(f.getKey())) merged.set(f.getKey(), f.getValue(), "--" + f.getKey());
+            cfg = merged.validate();
+        }
+        boolean overwrite = Boolean.parseBoolean(flags.getOrDefault("overwrite", "false"));
+        try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(cfg.master))) {
+            Trainer.Result r = new Trainer(cfg, resume, overwrite).run(sc);
+            for (int i = 0; i < r.samples().size(); i++) out.println("--- sample " + (i + 1) + " ---\n" + r.samples().get(i));
+            out.printf("done: %d steps, val loss %.4f (first %.4f), run in %s%n", r.steps(), r.finalValLoss(), r.firstValLoss(), r.runDir());
+        }
+        return 0;
+    }
+
+    private static int generate(Map<String, String> flags, PrintStream out) {
+        List<String> known = List.of("checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "seed");
+        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for generate");
+        String ckpt = flags.get("checkpoint");
+        if (ckpt == null) throw new UserError("--checkpoint: required (a checkpoint or run directory)");
+        int maxNew = intFlag(flags, "max-new-tokens", 200);
+        double temperature = doubleFlag(flags, "temperature", 0.8);
+        int topK = intFlag(flags, "top-k", 0);
+        long seed = intFlag(flags, "seed", 1337);
+        if (maxNew < 0) throw new UserError("--max-new-tokens must be >= 0");
+        if (temperature < 0) throw new UserError("--temperature must be >= 0");
+        Checkpoint.Loaded m = Checkpoint.load(ckpt, new Configuration(), false);
+        String prompt = flags.getOrDefault("prompt", "\n");
+        int[] ids;
+        try {
+            ids = m.tokenizer().encode(prompt);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--prompt: " + e.getMessage());
+        }
+        if (ids.length == 0) throw new UserError("--prompt: must not be empty");
+        GptConfig model = m.model();
+        out.print(prompt);
+        new Sampler(m.graph(), model.blockSize).generate(ids, maxNew, temperature, topK, seed, id -> {
+            out.print(m.tokenizer().decode(new int[]{id}));
+            out.flush();
+        });
+        out.println();
+        return 0;
+    }
+
+    private static int intFlag(Map<String, String> flags, String key, int def) {
+        String v = flags.get(key);
+        if (v == null) return def;
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UserError("--" + key + ": expected an integer, got '" + v + "'");
+        }
+    }
+
+    private static double doubleFlag(Map<String, String> flags, String key, double def) {
+        String v = flags.get(key);
+        if (v == null) return def;
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UserError("--" + key + ": expected a number, got '" + v + "'");
+        }
+    }
+
+    static final String USAGE = String.join("\n",
+            "usage: sparkformer <command> [--key value ...]",
+            "",
+            "  train      train a GPT on Spark (parameter averaging)",
+            "             --data PATH|URI (file, folder or zip; default: the JDK's java.base sources)",
+            "             --preset tiny|baby|small|gpt2-124m   --steps N | --epochs E   --out DIR   --master URL",
+            "             --config FILE (properties)   --resume DIR   --overwrite",
+            "             model: --n-layer --n-head --n-embd --block-size --dropout --tied-head --positional learned|sinusoidal",
+            "             optimizer: --lr --min-lr --warmup-steps --beta1 --beta2 --weight-decay --grad-clip --batch-size",
+            "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
+            "             output: --samples --sample-tokens --seed",
+            "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]",
+            "  help       this text");
+
+}

@@ -1,0 +1,290 @@
+package org.sparkformer.driver;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.spark.api.RDDTrainingApproach;
+import org.deeplearning4j.spark.api.Repartition;
+import org.deeplearning4j.spark.impl.graph.SparkComputationGraph;
+import org.deeplearning4j.spark.impl.paramavg.ParameterAveragingTrainingMaster;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.sparkformer.worker.data.Windows;
+import org.sparkformer.worker.generate.Sampler;
+import org.sparkformer.worker.model.GlobalNormClipping;
+import org.sparkformer.worker.model.Gpt;
+import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.tokenizer.CharTokenizer;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The training job. The driver reads and tokenizes the text, splits train/val, partitions the train
+ * tokens across the workers (partition i trains on the i-th slice), and runs rounds of {@code averaging-frequency} steps: each worker
+ * draws its minibatches from its own partition and trains its replica; DL4J's ParameterAveragingTrainingMaster
+ * averages parameters and Adam state after each round. Between rounds the driver evaluates on a fixed val
+ * sample, logs, and checkpoints.
+ */
+public final class Trainer {
+    private static final Logger log = LogManager.getLogger(Trainer.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final TrainConfig cfg;
+    private final String resume;
+    private final boolean overwrite;
+
+    public Trainer(TrainConfig cfg, String resume, boolean overwrite) {
+        this.cfg = cfg;
+        this.resume = resume;
+        this.overwrite = overwrite;
+    }
+
+    /** Result of a run, for the CLI and tests. */
+    public record Result(String runDir, long steps, double firstValLoss, double finalValLoss, List<Double> trainLosses, List<String> samples) {}
+
+    public Result run(JavaSparkContext sc) throws IOException {
+        Configuration hadoop = sc.hadoopConfiguration();
+        Checkpoint.Loaded loaded = resume == null ? null : Checkpoint.load(resume, hadoop, true);
+        String runDir = resolveRunDir(hadoop);
+        String dataUri = cfg.data.isEmpty() ? Corpus.defaultJdkSources() : cfg.data;
+        cfg.data = dataUri;
+        cfg.out = runDir;
+
+        log.info("reading {}", dataUri);
+        String text = Corpus.read(dataUri, hadoop);
+        CharTokenizer tokenizer;
+        if (loaded != null) {
+            tokenizer = loaded.tokenizer();
+            try {
+                tokenizer.encode(text);
+            } catch (IllegalArgumentException e) {
+                throw new UserError("--resume: the data's vocabulary differs from the checkpoint's (" + e.getMessage() + ")");
+            }
+        } else {
+            tokenizer = CharTokenizer.fromText(text);
+        }
+        int[] tokens = tokenizer.encode(text);
+        int nVal = (int) (tokens.length * cfg.valFraction);
+        int[] train = Arrays.copyOfRange(tokens, 0, tokens.length - nVal);
+        int[] val = Arrays.copyOfRange(tokens, tokens.length - nVal, tokens.length);
+        int workers = cfg.workers > 0 ? cfg.workers : sc.defaultParallelism();
+        if (train.length < workers * (cfg.blockSize + 2L) || val.length < cfg.blockSize + 1)
+            throw new UserError("--data " + dataUri + ": too short (" + tokens.length + " characters) for block size "
+                    + cfg.blockSize + " on " + workers + " workers with " + (int) (cfg.valFraction * 100) + "% held out for validation");
+        if (cfg.epochs > 0)
+            cfg.steps = (int) Math.max(1, Math.ceil(cfg.epochs * train.length / ((double) cfg.batchSize * cfg.blockSize * workers)));
+
+        GptConfig model = loaded != null ? loaded.model() : cfg.model(tokenizer.vocabSize()).validate();
+        if (loaded != null) checkSameShape(loaded.model(), cfg.model(tokenizer.vocabSize()));
+        ComputationGraph graph = loaded != null ? loaded.graph() : Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
+        Checkpoint.State state = loaded != null ? loaded.state() : new Checkpoint.State();
+        log.info("{}: {} parameters, vocab {}, {} train / {} val tokens, {} workers x batch {}, {} steps",
+                model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), train.length, val.length,
+                workers, cfg.batchSize, cfg.steps);
+
+        ParameterAveragingTrainingMaster master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
+                .batchSizePerWorker(cfg.batchSize)
+                .averagingFrequency(cfg.averagingFrequency)
+                .workerPrefetchNumBatches(0)
+                .rddTrainingApproach(RDDTrainingApproach.Direct)
+                .repartionData(Repartition.NumPartitionsWorkersDiffers)
+                .storageLevel(StorageLevel.MEMORY_ONLY())
+                .saveUpdater(true)
+                .build();
+        master.setListeners(List.of(new GlobalNormClipping(cfg.gradClip)));
+        SparkComputationGraph spark = new SparkComputationGraph(sc, graph, master);
+        Broadcast<int[]> trainTokens = sc.broadcast(train);
+        List<Integer> partitionIds = new ArrayList<>();
+        for (int i = 0; i < workers; i++) partitionIds.add(i);
+        JavaRDD<Integer> partitions = sc.parallelize(partitionIds, workers);
+        List<MultiDataSet> valBatches = valBatches(val);
+
+        Path run = new Path(runDir);
+        FileSystem fs = run.getFileSystem(hadoop);
+        fs.mkdirs(run);
+        List<String> metrics = readMetrics(fs, run, state.step);
+        List<Double> trainLosses = new ArrayList<>();
+        double firstVal = Double.NaN, lastVal = Double.NaN;
+        long startNanos = System.nanoTime();
+        double elapsedBefore = state.elapsedSeconds;
+        long stepsAtStart = state.step;
+
+        if (state.step == 0) {
+            firstVal = lastVal = evaluate(graph, valBatches);
+            metrics.add(metric(state, Double.NaN, lastVal, 0));
+            log.info("step 0/{} | val {}", cfg.steps, fmt(lastVal));
+        }
+        while (state.step < cfg.steps) {
+            long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
+            int k = (int) Math.min(cfg.averagingFrequency, Math.min(cfg.steps, nextEval) - state.step);
+            long t0 = System.nanoTime();
+            graph.getConfiguration().setIterationCount((int) state.step);
+            JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
+                    new WindowBatches(trainTokens, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
+            spark.fitMultiDataSet(round);
+            round.unpersist(false);
+            double loss = spark.getScore();
+            if (!Double.isFinite(loss))
+                throw new UserError("training diverged: loss is " + loss + " at step " + (state.step + k)
+                        + "; the last good checkpoint is kept; try a lower --lr (now " + cfg.lr + ")");
+            state.step += k;
+            state.tokens += (long) k * cfg.batchSize * cfg.blockSize * workers;
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            double tokensPerSecond = (double) k * cfg.batchSize * cfg.blockSize * workers / seconds;
+            state.elapsedSeconds = elapsedBefore + (System.nanoTime() - startNanos) / 1e9;
+            trainLosses.add(loss);
+            double valLoss = Double.NaN;
+            boolean evalNow = state.step % cfg.evalInterval == 0 || state.step == cfg.steps;
+            if (evalNow) {
+                valLoss = lastVal = evaluate(graph, valBatches);
+                if (Double.isNaN(firstVal)) firstVal = valLoss;
+            }
+            metrics.add(metric(state, loss, valLoss, tokensPerSecond));
+            double eta = (state.elapsedSeconds - elapsedBefore) / (state.step - stepsAtStart) * (cfg.steps - state.step);
+            log.info("step {}/{} | loss {}{} | lr {} | {} tok/s | elapsed {} | eta {}", state.step, cfg.steps, fmt(loss),
+                    evalNow ? " | val " + fmt(valLoss) : "", String.format(Locale.ROOT, "%.2e", Optimizer.lrAt(cfg, state.step - 1)),
+                    String.format(Locale.ROOT, "%,.0f", tokensPerSecond), duration(state.elapsedSeconds), duration(eta));
+            writeMetrics(fs, run, metrics);
+            if (evalNow) {
+                if (valLoss < state.bestValLoss) {
+                    state.bestValLoss = valLoss;
+                    Checkpoint.save(runDir + "/ckpt/best", hadoop, cfg, model, tokenizer, graph, state);
+                }
+                Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
+            }
+        }
+        trainTokens.destroy();
+
+        List<String> samples = sample(graph, model, tokenizer);
+        if (!samples.isEmpty()) {
+            StringBuilder all = new StringBuilder();
+            for (int i = 0; i < samples.size(); i++) all.append("--- sample ").append(i + 1).append(" ---\n").append(samples.get(i)).append("\n");
+            try (FSDataOutputStream out = fs.create(new Path(run, "samples.txt"), true)) {
+                out.write(all.toString().getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        return new Result(runDir, state.step, firstVal, lastVal, trainLosses, samples);
+    }
+
+    private String resolveRunDir(Configuration hadoop) throws IOException {
+        String out = cfg.out;
+        if (out.isEmpty() && resume != null) {
+            Path ckpt = new Path(Checkpoint.resolve(resume, hadoop));
+            out = ckpt.getParent().getParent().toString();   // <run>/ckpt/last
+        }
+        if (out.isEmpty()) out = "runs/" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        Path p = new Path(out);
+        FileSystem fs = p.getFileSystem(hadoop);
+        if (resume == null && !overwrite && fs.exists(p) && fs.listStatus(p).length > 0)
+            throw new UserError("--out " + out + " already holds a run: pass --resume " + out + " to continue it or --overwrite to replace it");
+        return fs.makeQualified(p).toString();
+    }
+
+    private static void checkSameShape(GptConfig saved, GptConfig asked) {
+        if (saved.nLayer != asked.nLayer || saved.nHead != asked.nHead || saved.nEmbd != asked.nEmbd
+                || saved.blockSize != asked.blockSize || saved.tiedHead != asked.tiedHead || saved.positional != asked.positional)
+            throw new UserError("--resume: the checkpoint's model " + saved + " differs from the one asked for " + asked);
+    }
+
+    private List<MultiDataSet> valBatches(int[] val) {
+        int[] starts = Windows.evenStarts(val.length, cfg.blockSize, cfg.evalBatches * cfg.batchSize);
+        List<MultiDataSet> out = new ArrayList<>();
+        for (int b = 0; b < cfg.evalBatches; b++)
+            out.add(Windows.batch(val, Arrays.copyOfRange(starts, b * cfg.batchSize, (b + 1) * cfg.batchSize), cfg.blockSize));
+        return out;
+    }
+
+    /** Mean cross-entropy over the fixed validation sample, in inference mode. */
+    static double evaluate(ComputationGraph graph, List<MultiDataSet> batches) {
+        double sum = 0;
+        for (MultiDataSet b : batches) sum += graph.score(b, false);
+        return sum / batches.size();
+    }
+
+    private List<String> sample(ComputationGraph graph, GptConfig model, CharTokenizer tokenizer) {
+        List<String> out = new ArrayList<>();
+        if (cfg.samples == 0 || cfg.sampleTokens == 0) return out;
+        int[] prompt;
+        try {
+            prompt = tokenizer.encode("\n");
+        } catch (IllegalArgumentException e) {
+            prompt = new int[]{0};
+        }
+        Sampler sampler = new Sampler(graph, model.blockSize);
+        for (int i = 0; i < cfg.samples; i++)
+            out.add(tokenizer.decode(sampler.generate(prompt, cfg.sampleTokens, 0.8, 0, cfg.seed + i, null)));
+        return out;
+    }
+
+    private String metric(Checkpoint.State s, double loss, double val, double tokensPerSecond) {
+        ObjectNode m = JSON.createObjectNode();
+        m.put("step", s.step);
+        m.put("tokens", s.tokens);
+        if (Double.isFinite(loss)) m.put("train_loss", loss);
+        if (Double.isFinite(val)) m.put("val_loss", val);
+        m.put("lr", Optimizer.lrAt(cfg, Math.max(0, s.step - 1)));
+        m.put("tokens_per_s", tokensPerSecond);
+        m.put("elapsed_s", s.elapsedSeconds);
+        return m.toString();
+    }
+
+    /** On resume, keep the metrics logged up to the checkpoint's step and drop any logged after it. */
+    private static List<String> readMetrics(FileSystem fs, Path run, long upToStep) throws IOException {
+        List<String> lines = new ArrayList<>();
+        Path p = new Path(run, "metrics.jsonl");
+        if (upToStep == 0 || !fs.exists(p)) return lines;
+        try (var in = fs.open(p)) {
+            for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
+                if (line.isBlank()) continue;
+                if (JSON.readTree(line).path("step").asLong() <= upToStep) lines.add(line);
+            }
+        }
+        return lines;
+    }
+
+    private static void writeMetrics(FileSystem fs, Path run, List<String> lines) throws IOException {
+        Path tmp = new Path(run, ".metrics.jsonl.tmp");
+        try (FSDataOutputStream out = fs.create(tmp, true)) {
+            out.write((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+        Path dst = new Path(run, "metrics.jsonl");
+        fs.delete(dst, false);
+        fs.rename(tmp, dst);
+    }
+
+    static String fmt(double v) { return String.format(Locale.ROOT, "%.4f", v); }
+
+    static String duration(double seconds) {
+        if (!Double.isFinite(seconds)) return "?";
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format("%dh%02dm", s / 3600, s / 60 % 60) : String.format("%dm%02ds", s / 60, s % 60);
+    }
+
+    /** A Spark configuration for our job; the master comes from spark-submit when set, else from --master. */
+    public static SparkConf sparkConf(String master) {
+        SparkConf conf = new SparkConf().setAppName("sparkformer");
+        if (!conf.contains("spark.master")) conf.setMaster(master);
+        conf.setIfMissing("spark.ui.enabled", "false");
+        conf.setIfMissing("spark.driver.host", "127.0.0.1");
+        conf.setIfMissing("spark.driver.bindAddress", "127.0.0.1");
+        return conf;
+    }
+}

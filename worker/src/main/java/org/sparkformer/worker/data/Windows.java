@@ -1,0 +1,46 @@
+package org.sparkformer.worker.data;
+
+import org.nd4j.linalg.dataset.MultiDataSet;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.SplittableRandom;
+
+/**
+ * (T+1)-token windows of a token array: inputs tokens[s .. s+T), targets tokens[s+1 .. s+T]. A minibatch
+ * is B such windows as a MultiDataSet of features [B, T] and labels [B, T] (token ids as floats).
+ */
+public final class Windows {
+    private Windows() {}
+
+    /** Start offsets of B windows drawn uniformly from tokens (nanoGPT's get_batch). */
+    public static int[] randomStarts(int tokenCount, int blockSize, int batchSize, SplittableRandom rng) {
+        int span = tokenCount - blockSize - 1;
+        if (span < 0) throw new IllegalArgumentException("need at least " + (blockSize + 1) + " tokens, have " + tokenCount);
+        int[] starts = new int[batchSize];
+        for (int i = 0; i < batchSize; i++) starts[i] = rng.nextInt(span + 1);
+        return starts;
+    }
+
+    public static MultiDataSet batch(int[] tokens, int[] starts, int blockSize) {
+        float[] x = new float[starts.length * blockSize], y = new float[starts.length * blockSize];
+        for (int b = 0; b < starts.length; b++) {
+            for (int t = 0; t < blockSize; t++) {
+                x[b * blockSize + t] = tokens[starts[b] + t];
+                y[b * blockSize + t] = tokens[starts[b] + t + 1];
+            }
+        }
+        long[] shape = {starts.length, blockSize};
+        return new MultiDataSet(Nd4j.create(x, shape, 'c').castTo(Nd4j.defaultFloatingPointType()),
+                Nd4j.create(y, shape, 'c').castTo(Nd4j.defaultFloatingPointType()));
+    }
+
+    /** Evenly spaced windows covering a token array: a fixed, reproducible evaluation sample. */
+    public static int[] evenStarts(int tokenCount, int blockSize, int count) {
+        int span = tokenCount - blockSize - 1;
+        if (span < 0) throw new IllegalArgumentException("need at least " + (blockSize + 1) + " tokens, have " + tokenCount);
+        int[] starts = new int[count];
+        for (int i = 0; i < count; i++) starts[i] = count == 1 ? 0 : (int) ((long) span * i / (count - 1));
+        return starts;
+    }
+
+}
