@@ -23,6 +23,7 @@ import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.sparkformer.worker.data.Windows;
 import org.sparkformer.worker.generate.Sampler;
 import org.sparkformer.worker.model.GlobalNormClipping;
+import org.sparkformer.worker.model.IterationSync;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
 import org.sparkformer.worker.tokenizer.CharTokenizer;
@@ -50,11 +51,18 @@ public final class Trainer {
     private final TrainConfig cfg;
     private final String resume;
     private final boolean overwrite;
+    private long stopAfter = Long.MAX_VALUE;
 
     public Trainer(TrainConfig cfg, String resume, boolean overwrite) {
         this.cfg = cfg;
         this.resume = resume;
         this.overwrite = overwrite;
+    }
+
+    /** Ends the run after this step (checkpoint written, no samples), as if the driver were killed there. */
+    public Trainer stopAfter(long step) {
+        this.stopAfter = step;
+        return this;
     }
 
     /** Result of a run, for the CLI and tests. */
@@ -94,7 +102,12 @@ public final class Trainer {
 
         GptConfig model = loaded != null ? loaded.model() : cfg.model(tokenizer.vocabSize()).validate();
         if (loaded != null) checkSameShape(loaded.model(), cfg.model(tokenizer.vocabSize()));
-        ComputationGraph graph = loaded != null ? loaded.graph() : Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
+        ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
+        if (loaded != null) {
+            // the schedule follows this run's settings (e.g. a longer --steps); weights and Adam state come from the checkpoint
+            graph.setParams(loaded.graph().params());
+            graph.getUpdater(true).setStateViewArray(loaded.graph().getUpdater(true).getStateViewArray());
+        }
         Checkpoint.State state = loaded != null ? loaded.state() : new Checkpoint.State();
         log.info("{}: {} parameters, vocab {}, {} train / {} val tokens, {} workers x batch {}, {} steps",
                 model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), train.length, val.length,
@@ -109,7 +122,6 @@ public final class Trainer {
                 .storageLevel(StorageLevel.MEMORY_ONLY())
                 .saveUpdater(true)
                 .build();
-        master.setListeners(List.of(new GlobalNormClipping(cfg.gradClip)));
         SparkComputationGraph spark = new SparkComputationGraph(sc, graph, master);
         Broadcast<int[]> trainTokens = sc.broadcast(train);
         List<Integer> partitionIds = new ArrayList<>();
@@ -132,11 +144,12 @@ public final class Trainer {
             metrics.add(metric(state, Double.NaN, lastVal, 0));
             log.info("step 0/{} | val {}", cfg.steps, fmt(lastVal));
         }
-        while (state.step < cfg.steps) {
+        while (state.step < cfg.steps && state.step < stopAfter) {
             long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
             int k = (int) Math.min(cfg.averagingFrequency, Math.min(cfg.steps, nextEval) - state.step);
             long t0 = System.nanoTime();
             graph.getConfiguration().setIterationCount((int) state.step);
+            master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip)));
             JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
                     new WindowBatches(trainTokens, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
             spark.fitMultiDataSet(round);
@@ -172,6 +185,7 @@ public final class Trainer {
             }
         }
         trainTokens.destroy();
+        if (state.step < cfg.steps) return new Result(runDir, state.step, firstVal, lastVal, trainLosses, List.of());
 
         List<String> samples = sample(graph, model, tokenizer);
         if (!samples.isEmpty()) {

@@ -1,0 +1,84 @@
+package org.sparkformer.driver;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Bad input gets one clear line naming the flag or file; nothing runs. */
+class CliTest {
+    @TempDir Path tmp;
+
+    static String error(String... args) {
+        UserError e = assertThrows(UserError.class, () -> Main.run(args, new PrintStream(new ByteArrayOutputStream())));
+        assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
+        return e.getMessage();
+    }
+
+    @Test void flagErrorsNameTheFlag() {
+        assertTrue(error("train", "--no-such-flag", "1").contains("unknown flag --no-such-flag"));
+        assertTrue(error("train", "--lr", "fast").contains("--lr: expected a number, got 'fast'"));
+        assertTrue(error("train", "--steps=-3").contains("--steps"));
+        assertTrue(error("train", "--n-embd", "100", "--n-head", "3").contains("--n-embd (100) must be divisible by --n-head (3)"));
+        assertTrue(error("train", "--preset", "huge").contains("unknown preset 'huge'"));
+        assertTrue(error("train", "--steps").contains("--steps: missing value"));
+        assertTrue(error("frobnicate").contains("unknown command"));
+        assertTrue(error("generate", "--prompt", "x").contains("--checkpoint: required"));
+        assertTrue(error("generate", "--checkpoint", tmp.resolve("nope").toString()).contains("no such checkpoint"));
+    }
+
+    @Test void presetsThenConfigFileThenFlags() throws Exception {
+        Path props = tmp.resolve("run.properties");
+        Files.writeString(props, "preset=baby\nlr=0.002\nn-layer=3\n");
+        TrainConfig c = Main.trainConfig(Main.parseFlags(new String[]{"--config", props.toString(), "--n-layer=5"}, 0));
+        assertEquals(128, c.blockSize);   // from baby
+        assertEquals(0.002, c.lr);         // from the file
+        assertEquals(5, c.nLayer);         // flag beats file
+        Files.writeString(props, "bogus=1\n");
+        UserError e = assertThrows(UserError.class, () -> Main.trainConfig(Map.of("config", props.toString())));
+        assertTrue(e.getMessage().contains("unknown key 'bogus'"), e.getMessage());
+    }
+
+    @Test void badDataIsRefusedWithTheFileName() throws Exception {
+        Path binary = tmp.resolve("blob.bin");
+        Files.write(binary, new byte[]{1, 2, 0, 3, 4});
+        Path latin1 = tmp.resolve("latin1.txt");
+        Files.write(latin1, "caf\u00e9".getBytes(StandardCharsets.ISO_8859_1));
+        Path empty = tmp.resolve("empty.txt");
+        Files.write(empty, new byte[0]);
+        assertTrue(dataError(binary).contains("looks binary"));
+        assertTrue(dataError(latin1).contains("not valid UTF-8"));
+        assertTrue(dataError(empty).contains("no text"));
+        assertTrue(dataError(tmp.resolve("missing.txt")).contains("no such file"));
+        Path shortText = TestCorpus.write(tmp, "short.txt", "just a few words");
+        assertTrue(dataError(shortText).contains("too short"));
+    }
+
+    private String dataError(Path data) {
+        String msg = error("train", "--data", data.toString(), "--out", tmp.resolve("out-" + data.getFileName()).toString(), "--master", "local[1]");
+        assertTrue(msg.contains(data.getFileName().toString()), msg);
+        return msg;
+    }
+
+    /** The real process: exit code 2 and a single line on stderr, no stack trace. */
+    @Test void processExitsWithCode2AndOneLine() throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "train", "--lr", "abc"));
+        Process p = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String stderr = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertEquals(2, p.exitValue());
+        assertEquals("sparkformer: --lr: expected a number, got 'abc'", stderr);
+    }
+
+}

@@ -1,0 +1,125 @@
+package org.sparkformer.driver;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.sparkformer.worker.model.Gpt;
+
+import org.apache.spark.broadcast.Broadcast;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.sparkformer.worker.model.GlobalNormClipping;
+import org.sparkformer.worker.tokenizer.CharTokenizer;
+
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Iterator;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Training on Spark local[2] with parameter averaging: loss falls, checkpoints load, resume continues exactly. */
+class SparkTrainingTest {
+    static JavaSparkContext sc;
+    @TempDir static Path tmp;
+    static Path data;
+
+    @BeforeAll static void start() throws Exception {
+        sc = new JavaSparkContext(Trainer.sparkConf("local[2]"));
+        data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(3000, 1));
+    }
+
+    @AfterAll static void stop() { if (sc != null) sc.close(); }
+
+    static TrainConfig tinyConfig(Path out, int steps) {
+        TrainConfig c = new TrainConfig();
+        c.nLayer = 1; c.nHead = 2; c.nEmbd = 32; c.blockSize = 16; c.batchSize = 8;
+        c.lr = 3e-3; c.steps = steps; c.evalInterval = 10; c.evalBatches = 4; c.averagingFrequency = 5;
+        c.samples = 1; c.sampleTokens = 40; c.workers = 2;
+        c.data = data.toString();
+        c.out = out.toString();
+        return c.validate();
+    }
+
+    @Test void lossFallsAndCheckpointReloadsToIdenticalLogits() throws Exception {
+        Path out = tmp.resolve("run-a");
+        Trainer.Result r = new Trainer(tinyConfig(out, 150), null, false).run(sc);
+        assertEquals(150, r.steps());
+        assertTrue(r.finalValLoss() < 0.6 * r.firstValLoss(), "val loss " + r.firstValLoss() + " -> " + r.finalValLoss());
+        assertTrue(Files.exists(out.resolve("metrics.jsonl")));
+        assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"val_loss\""));
+        assertTrue(Files.exists(out.resolve("samples.txt")));
+
+        Checkpoint.Loaded a = Checkpoint.load(out.toString(), new Configuration(), true);
+        Checkpoint.Loaded b = Checkpoint.load(out.resolve("ckpt/last").toString(), new Configuration(), true);
+        assertEquals(150, a.state().step);
+        INDArray idx = Nd4j.create(new float[]{1, 2, 3, 4, 5, 6, 7, 8}, new long[]{1, 8});
+        INDArray la = Gpt.logits(a.graph(), idx), lb = Gpt.logits(b.graph(), idx);
+        assertEquals(la, lb);
+        assertEquals(a.graph().getUpdater().getStateViewArray(), b.graph().getUpdater().getStateViewArray());
+    }
+
+    @Test void checkpointSaveLoadGivesIdenticalLogits() throws Exception {
+        Path out = tmp.resolve("run-b");
+        new Trainer(tinyConfig(out, 10), null, false).run(sc);
+        Checkpoint.Loaded loaded = Checkpoint.load(out.toString(), new Configuration(), true);
+        ComputationGraph g = loaded.graph();
+        Checkpoint.save(tmp.resolve("copy").toString(), new Configuration(), loaded.config(), loaded.model(), loaded.tokenizer(), g, loaded.state());
+        Checkpoint.Loaded again = Checkpoint.load(tmp.resolve("copy").toString(), new Configuration(), true);
+        INDArray idx = Nd4j.create(new float[]{3, 1, 4, 1, 5, 9, 2, 6}, new long[]{1, 8});
+        assertEquals(Gpt.logits(g, idx), Gpt.logits(again.graph(), idx));
+        assertEquals(loaded.tokenizer(), again.tokenizer());
+    }
+
+    @Test void resumedRunMatchesUninterruptedRun() throws Exception {
+        Trainer.Result full = new Trainer(tinyConfig(tmp.resolve("full"), 30), null, false).run(sc);
+        Path split = tmp.resolve("split");
+        new Trainer(tinyConfig(split, 30), null, false).stopAfter(20).run(sc);
+        assertEquals(20, Checkpoint.load(split.toString(), new Configuration(), false).state().step);
+        Trainer.Result second = new Trainer(tinyConfig(split, 30), split.toString(), false).run(sc);
+        assertEquals(30, second.steps());
+        assertEquals(full.finalValLoss(), second.finalValLoss(), 1e-4 * full.finalValLoss());
+    }
+
+    /** With one worker, parameter averaging must be exactly plain training: same batches, schedule, clipping. */
+    @Test void oneWorkerOnSparkEqualsPlainTraining() throws Exception {
+        Path out = tmp.resolve("one");
+        TrainConfig c = tinyConfig(out, 20);
+        c.workers = 1;
+        c.warmupSteps = 10;
+        new Trainer(c, null, false).run(sc);
+        INDArray sparkParams = Checkpoint.load(out.toString(), new Configuration(), false).graph().params();
+
+        String text = Files.readString(data);
+        CharTokenizer tok = CharTokenizer.fromText(text);
+        int[] tokens = tok.encode(text);
+        int[] train = Arrays.copyOfRange(tokens, 0, tokens.length - (int) (tokens.length * c.valFraction));
+        ComputationGraph plain = Gpt.build(c.model(tok.vocabSize()), Optimizer.updater(c), c.weightDecay, DataType.FLOAT);
+        plain.setListeners(new GlobalNormClipping(c.gradClip));
+        Broadcast<int[]> b = sc.broadcast(train);
+        for (int step = 0; step < 20; step += 5) {
+            Iterator<MultiDataSet> batches = new WindowBatches(b, 1, c.seed, step, 5, c.batchSize, c.blockSize)
+                    .call(0, Collections.emptyIterator());
+            while (batches.hasNext()) plain.fit(batches.next());
+        }
+        assertEquals(20, plain.getConfiguration().getIterationCount());
+        double maxDiff = plain.params().sub(sparkParams).amaxNumber().doubleValue();
+        assertTrue(maxDiff < 1e-5, "spark and plain training differ by " + maxDiff);
+    }
+
+    @Test void existingRunIsNotOverwrittenWithoutResumeOrOverwrite() throws Exception {
+        Path out = tmp.resolve("run-c");
+        new Trainer(tinyConfig(out, 5), null, false).run(sc);
+        byte[] before = Files.readAllBytes(out.resolve("ckpt/last/params.bin"));
+        UserError e = assertThrows(UserError.class, () -> new Trainer(tinyConfig(out, 5), null, false).run(sc));
+        assertTrue(e.getMessage().contains("already holds a run"), e.getMessage());
+        assertArrayEquals(before, Files.readAllBytes(out.resolve("ckpt/last/params.bin")));
+    }
+}
