@@ -22,6 +22,7 @@ import java.util.Properties;
  * <pre>
  *   scripts/sparkformer train [--data PATH|URI] [--preset tiny|baby|small|gpt2-124m] [--steps N] [--out DIR]
  *                             [--master local[*]] [--config FILE] [--resume DIR] [--overwrite] [--KEY VALUE ...]
+ *   scripts/sparkformer bench --preset small [--steps N] [--threads K] [--forward-only] [--profile]
  *   scripts/sparkformer generate --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
  * </pre>
  */
@@ -65,6 +66,7 @@ public final class Main {
         return switch (command) {
             case "train" -> train(flags, out);
             case "generate" -> generate(flags, out);
+            case "bench" -> Bench.run(flags, out);
             default -> throw new UserError("unknown command '" + command + "' (try: train, generate, help)");
         };
     }
@@ -91,7 +93,7 @@ public final class Main {
         return flags;
     }
 
-    private static final List<String> SWITCHES = List.of("overwrite");
+    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile");
 
     static TrainConfig trainConfig(Map<String, String> flags) {
         TrainConfig cfg = new TrainConfig();
@@ -167,7 +169,7 @@ public final class Main {
         return 0;
     }
 
-    private static int intFlag(Map<String, String> flags, String key, int def) {
+    static int intFlag(Map<String, String> flags, String key, int def) {
         String v = flags.get(key);
         if (v == null) return def;
         try {
@@ -199,6 +201,7 @@ public final class Main {
             "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
             "             output: --samples --sample-tokens --seed",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]",
+            "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
             "  help       this text");
 
 }

@@ -16,6 +16,7 @@ import org.nd4j.linalg.learning.config.NoOp;
 
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -122,6 +123,28 @@ class GradientCheckTest {
         GptConfig c = small(false, GptConfig.Positional.SINUSOIDAL);
         ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
         assertTrue(check(g, ids(10, c.vocabSize), ids(11, c.vocabSize)));
+    }
+
+    /** Dropout is random, so reseed before every forward pass: then each pass draws the same masks. */
+    @Test void twoBlockModelWithDropout() {
+        GptConfig c = small(true, GptConfig.Positional.LEARNED);
+        c.dropout = 0.3;
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        INDArray in = ids(12, c.vocabSize), labels = ids(13, c.vocabSize);
+        boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.GraphConfig().net(g)
+                .inputs(new INDArray[]{in}).labels(new INDArray[]{labels})
+                .epsilon(EPS).maxRelError(MAX_REL).minAbsoluteError(MIN_ABS)
+                .callEachIter(net -> Nd4j.getRandom().setSeed(99))
+                .print(GradientCheckUtil.PrintMode.FAILURES_ONLY));
+        assertTrue(ok);
+        // and the masks really drop something: two training passes with different seeds differ
+        Nd4j.getRandom().setSeed(1);
+        double a = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), true);
+        Nd4j.getRandom().setSeed(2);
+        double b = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), true);
+        assertTrue(Math.abs(a - b) > 1e-6, "dropout had no effect");
+        assertEquals(g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), false),
+                g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), false), 0.0, "inference must not drop");
     }
 
     @Test void layerNormAloneAgainstFiniteDifferences() {

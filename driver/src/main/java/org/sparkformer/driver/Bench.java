@@ -1,0 +1,182 @@
+package org.sparkformer.driver;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.nd4j.linalg.factory.Nd4j;
+import org.sparkformer.worker.data.Windows;
+import org.sparkformer.worker.model.GlobalNormClipping;
+import org.sparkformer.worker.model.Gpt;
+import org.sparkformer.worker.model.GptConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * One replica's training step, no Spark: {@code sparkformer bench --preset P [--steps N] [--threads K]
+ * [--forward-only] [--profile]}. Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
+ * steps), achieved_gflops (nanoGPT's 6N + 12LCT FLOPs per token; a third of it forward-only), gemm_gflops
+ * (a 1024^3 fp32 ND4J matmul in the same process), mfu, peak_rss_mb. Vocabulary 65, as char-level Tiny
+ * Shakespeare, so the shapes match the PyTorch reference in ../shared/peer.
+ */
+final class Bench {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Bench() {}
+
+    static int run(Map<String, String> flags, PrintStream out) {
+        List<String> known = List.of("preset", "steps", "warmup", "threads", "forward-only", "profile", "vocab-size",
+                "n-layer", "n-head", "n-embd", "block-size", "batch-size");
+        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for bench");
+        TrainConfig cfg = new TrainConfig();
+        for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
+            if (flags.containsKey(k)) cfg.set(k, flags.get(k), "--" + k);
+        cfg.validate();
+        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", 5);
+        int threads = Main.intFlag(flags, "threads", 0), vocab = Main.intFlag(flags, "vocab-size", 65);
+        if (steps < 1 || warmup < 0) throw new UserError("--steps must be >= 1 and --warmup >= 0");
+        if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);
+        boolean forwardOnly = flags.containsKey("forward-only"), profile = flags.containsKey("profile");
+
+        double gemm = gemmGflops();
+        GptConfig model = cfg.model(vocab);
+        cfg.steps = warmup + steps;
+        ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
+        graph.setListeners(new GlobalNormClipping(cfg.gradClip));
+        int[] tokens = new int[1 << 20];
+        SplittableRandom rng = new SplittableRandom(1);
+        for (int i = 0; i < tokens.length; i++) tokens[i] = rng.nextInt(vocab);
+
+        Map<String, double[]> perLayer = new LinkedHashMap<>();
+        double[] ms = new double[steps];
+        for (int i = 0; i < warmup + steps; i++) {
+            MultiDataSet batch = Windows.batch(tokens, Windows.randomStarts(tokens.length, model.blockSize, cfg.batchSize, rng), model.blockSize);
+            long t0 = System.nanoTime();
+            if (profile) profileStep(graph, batch, forwardOnly, i >= warmup ? perLayer : new LinkedHashMap<>());
+            else if (forwardOnly) graph.output(false, batch.getFeatures(0));
+            else graph.fit(batch);
+            if (i >= warmup) ms[i - warmup] = (System.nanoTime() - t0) / 1e6;
+        }
+        double median = median(ms);
+        long tokensPerStep = (long) cfg.batchSize * model.blockSize;
+        double flopsPerToken = 6.0 * model.nonPositionParameterCount() + 12.0 * model.nLayer * model.nEmbd * model.blockSize;
+        if (forwardOnly) flopsPerToken /= 3;
+        double tokensPerSecond = tokensPerStep / (median / 1e3);
+        double achieved = flopsPerToken * tokensPerSecond / 1e9;
+
+        ObjectNode r = JSON.createObjectNode();
+        r.put("preset", cfg.preset);
+        r.put("mode", forwardOnly ? "forward" : "train");
+        r.put("tokens_per_s", round(tokensPerSecond));
+        r.put("ms_per_step", round(median));
+        r.put("achieved_gflops", round(achieved));
+        r.put("gemm_gflops", round(gemm));
+        r.put("mfu", round(achieved / gemm));
+        r.put("peak_rss_mb", peakRssMb());
+        r.put("params", graph.numParams());
+        r.put("threads", Nd4j.getEnvironment().maxThreads());
+        r.put("steps", steps);
+        if (profile) {
+            ObjectNode p = r.putObject("profile_ms_per_step");
+            perLayer.forEach((k, v) -> p.put(k, round(v[0] / steps)));
+        }
+        out.println(r);
+        return 0;
+    }
+
+    /**
+     * Forward and backward layer by layer, as the graph would, timing each layer kind; then the optimizer.
+     * The graph is a chain (embedding, blocks, head), so each layer's input is the previous one's output.
+     */
+    private static void profileStep(ComputationGraph graph, MultiDataSet batch, boolean forwardOnly, Map<String, double[]> acc) {
+        LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
+        Layer[] layers = graph.getLayers();
+        INDArray x = batch.getFeatures(0);
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = layers[i];
+            if (l instanceof org.deeplearning4j.nn.api.layers.IOutputLayer head) {
+                l.setInput(x, mgr);
+                head.setLabels(batch.getLabels(0));
+                if (forwardOnly) {
+                    time(acc, kind(l) + ".forward", () -> l.activate(false, mgr));
+                    return;
+                }
+                INDArray[] eps = new INDArray[1];
+                time(acc, kind(l) + ".forward+backward", () -> eps[0] = l.backpropGradient(null, mgr).getSecond());
+                for (int j = i - 1; j >= 0; j--) {
+                    Layer lj = layers[j];
+                    INDArray e = eps[0];
+                    time(acc, kind(lj) + ".backward", () -> eps[0] = lj.backpropGradient(e, mgr).getSecond());
+                }
+                time(acc, "optimizer", () -> {
+                    graph.getUpdater().update(graph.gradient(), graph.getIterationCount(), 0, batch.getFeatures(0).rows(), mgr);
+                    graph.params().subi(graph.getGradientsViewArray());
+                    return null;
+                });
+                return;
+            }
+            INDArray in = x;
+            INDArray[] outArr = new INDArray[1];
+            time(acc, kind(l) + ".forward", () -> outArr[0] = l.activate(in, !forwardOnly, mgr));
+            x = outArr[0];
+        }
+    }
+
+    private static String kind(Layer l) {
+        String n = l.getClass().getName();
+        n = n.substring(n.lastIndexOf('.') + 1);
+        return n.endsWith("$Impl") ? n.substring(0, n.length() - 5) : n;
+    }
+
+    private interface Timed { Object run(); }
+
+    private static void time(Map<String, double[]> acc, String key, Timed body) {
+        long t0 = System.nanoTime();
+        body.run();
+        acc.computeIfAbsent(key, k -> new double[1])[0] += (System.nanoTime() - t0) / 1e6;
+    }
+
+    static double gemmGflops() {
+        INDArray a = Nd4j.rand(DataType.FLOAT, 1024, 1024), b = Nd4j.rand(DataType.FLOAT, 1024, 1024);
+        INDArray c = Nd4j.create(DataType.FLOAT, 1024, 1024);
+        for (int i = 0; i < 3; i++) a.mmuli(b, c);
+        double[] s = new double[10];
+        for (int i = 0; i < s.length; i++) {
+            long t0 = System.nanoTime();
+            a.mmuli(b, c);
+            s[i] = (System.nanoTime() - t0) / 1e9;
+        }
+        return 2.0 * 1024 * 1024 * 1024 / median(s) / 1e9;
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
+
+    static long peakRssMb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status")))
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+}
