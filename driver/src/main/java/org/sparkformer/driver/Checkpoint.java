@@ -60,6 +60,9 @@ public final class Checkpoint {
             s.put("tokens", state.tokens);
             s.put("best_val_loss", Double.isFinite(state.bestValLoss) ? state.bestValLoss : -1);
             s.put("elapsed_s", state.elapsedSeconds);
+            // the data position and sampling RNG are functions of these: batches are drawn from (seed, step, partition)
+            s.put("data_seed", config.seed);
+            s.put("lr_schedule_step", state.step);
             writeText(fs, new Path(tmp, TOKENIZER), tokenizer.toJson());
             try (FSDataOutputStream out = fs.create(new Path(tmp, PARAMS), true)) { ArrayIO.write(graph.params(), out); }
             INDArray updater = graph.getUpdater(true).getStateViewArray();

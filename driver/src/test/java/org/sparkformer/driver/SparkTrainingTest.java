@@ -64,6 +64,21 @@ class SparkTrainingTest {
         INDArray la = Gpt.logits(a.graph(), idx), lb = Gpt.logits(b.graph(), idx);
         assertEquals(la, lb);
         assertEquals(a.graph().getUpdater().getStateViewArray(), b.graph().getUpdater().getStateViewArray());
+
+        // generate from the run: the prompt comes back first, then exactly the requested number of characters
+        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+        assertEquals(0, Main.run(new String[]{"generate", "--checkpoint", out.toString(), "--prompt", "the cat",
+                "--max-new-tokens", "30", "--seed", "5", "--top-k", "5"}, new java.io.PrintStream(buf, true, "UTF-8")));
+        String text = buf.toString("UTF-8");
+        assertTrue(text.startsWith("the cat"), text);
+        assertEquals("the cat".length() + 30 + System.lineSeparator().length(), text.length(), text);
+        java.io.ByteArrayOutputStream again = new java.io.ByteArrayOutputStream();
+        Main.run(new String[]{"generate", "--checkpoint", out.toString(), "--prompt", "the cat",
+                "--max-new-tokens", "30", "--seed", "5", "--top-k", "5"}, new java.io.PrintStream(again, true, "UTF-8"));
+        assertEquals(text, again.toString("UTF-8"), "same seed, same text");
+        UserError e = assertThrows(UserError.class, () -> Main.run(new String[]{"generate", "--checkpoint", out.toString(),
+                "--prompt", "Zebra"}, new java.io.PrintStream(new java.io.ByteArrayOutputStream())));
+        assertTrue(e.getMessage().startsWith("--prompt: character 'Z'"), e.getMessage());
     }
 
     @Test void checkpointSaveLoadGivesIdenticalLogits() throws Exception {
