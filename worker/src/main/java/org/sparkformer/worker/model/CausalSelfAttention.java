@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
@@ -76,39 +77,42 @@ public class CausalSelfAttention extends GptLayerConf {
 
         @Override
         public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            CausalSelfAttention cfg = layerConf();
-            INDArray x = input3d();
-            b = x.size(0);
-            t = x.size(1);
-            long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
-            INDArray x2 = x.reshape(n, c);
+            try (MemoryWorkspace ws = forwardScope(mgr)) {
+                CausalSelfAttention cfg = layerConf();
+                INDArray x = input3d();
+                b = x.size(0);
+                t = x.size(1);
+                long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
+                INDArray x2 = x.reshape(n, c);
 
-            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
-            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
-            ln = lnCache[0];
-            INDArray qkv = h.mmul(param(WQKV)).addiRowVector(param(BQKV));        // [N, 3C]
-            // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
-            INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
-            q = heads.get(NDArrayIndex.point(0));
-            k = heads.get(NDArrayIndex.point(1));
-            v = heads.get(NDArrayIndex.point(2));
+                LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+                h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+                ln = lnCache[0];
+                INDArray qkv = Gemm.mm(h, false, param(WQKV), false).addiRowVector(param(BQKV));        // [N, 3C]
+                // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
+                INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
+                q = heads.get(NDArrayIndex.point(0));
+                k = heads.get(NDArrayIndex.point(1));
+                v = heads.get(NDArrayIndex.point(2));
 
-            INDArray att = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
-            if (causalT != t) {
-                causal = causalMask(t, dataType).reshape(1, t * t);
-                causalT = t;
+                INDArray att = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
+                if (causalT != t) {
+                    final long len = t;
+                    causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
+                    causalT = t;
+                }
+                att.reshape(b * nh, t * t).addiRowVector(causal);
+                p = Nd4j.exec(new SoftMax(att, att, 3))[0];
+                attnMask = dropoutMask(training, b, nh, t, t);
+                pDropped = attnMask == null ? p : p.mul(attnMask);
+                INDArray yh = Nd4j.matmul(pDropped, v);                                    // [B,H,T,D]
+                y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
+
+                INDArray out = Gemm.mm(y, false, param(WO), false).addiRowVector(param(BO));
+                residMask = dropoutMask(training, n, c);
+                if (residMask != null) out.muli(residMask);
+                return (out.addi(x2).reshape(b, t, c));
             }
-            att.reshape(b * nh, t * t).addiRowVector(causal);
-            p = Nd4j.exec(new SoftMax(att, att, 3))[0];
-            attnMask = dropoutMask(training, b, nh, t, t);
-            pDropped = attnMask == null ? p : p.mul(attnMask);
-            INDArray yh = Nd4j.matmul(pDropped, v);                                    // [B,H,T,D]
-            y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
-
-            INDArray out = y.mmul(param(WO)).addiRowVector(param(BO));
-            residMask = dropoutMask(training, n, c);
-            if (residMask != null) out.muli(residMask);
-            return mgr.leverageTo(ArrayType.ACTIVATIONS, out.addi(x2).reshape(b, t, c));
         }
 
         @Override
@@ -118,9 +122,9 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray dOut = epsilon.castTo(dataType).reshape(n, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
 
-            grad(WO).assign(y.transpose().mmul(dBranch));
-            grad(BO).assign(dBranch.sum(true, 0));
-            INDArray dy = dBranch.mmul(param(WO).transpose())
+            Gemm.into(grad(WO), y, true, dBranch, false);
+            Gemm.columnSums(dBranch, grad(BO));
+            INDArray dy = Gemm.mm(dBranch, false, param(WO), true)
                     .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
 
             INDArray dpd = Nd4j.matmul(dy, v, false, true, false);                   // [B,H,T,T]
@@ -139,9 +143,9 @@ public class CausalSelfAttention extends GptLayerConf {
             dheads.get(NDArrayIndex.point(2)).assign(dv);
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
 
-            grad(WQKV).assign(h.transpose().mmul(dqkv));
-            grad(BQKV).assign(dqkv.sum(true, 0));
-            INDArray dh = dqkv.mmul(param(WQKV).transpose());
+            Gemm.into(grad(WQKV), h, true, dqkv, false);
+            Gemm.columnSums(dqkv, grad(BQKV));
+            INDArray dh = Gemm.mm(dqkv, false, param(WQKV), true);
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
             return result(dx.reshape(b, t, c), mgr);
         }

@@ -32,8 +32,8 @@ public final class Gpt {
                 .dataType(dataType)
                 .updater(updater)
                 .miniBatch(false)   // our loss is already a mean: no second division by the batch size
-                .trainingWorkspaceMode(WorkspaceMode.NONE)
-                .inferenceWorkspaceMode(WorkspaceMode.NONE);
+                .trainingWorkspaceMode(WorkspaceMode.ENABLED)
+                .inferenceWorkspaceMode(WorkspaceMode.ENABLED);
         if (weightDecay > 0) nn.weightDecay(weightDecay, true);
         ComputationGraphConfiguration.GraphBuilder g = nn.graphBuilder().addInputs(INPUT);
 

@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.layers.BaseLayer;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.common.primitives.Pair;
@@ -40,6 +41,26 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
             throw new IllegalStateException(layerId() + ": expected input [B, T, " + layerConf().getNEmbd() + "], got "
                     + java.util.Arrays.toString(input.shape()));
         return input.castTo(dataType);
+    }
+
+    /**
+     * Scope for a forward pass: everything it allocates (what backward needs, and the output) goes to
+     * DL4J's activations workspace, which lives until the end of the training iteration; temporaries of
+     * backward go to DL4J's per-layer working memory. Outside any workspace (workspaces off, or detached
+     * output), allocations are ordinary.
+     */
+    protected static MemoryWorkspace forwardScope(LayerWorkspaceMgr mgr) {
+        if (!mgr.isScopedOut(ArrayType.ACTIVATIONS) && mgr.hasConfiguration(ArrayType.ACTIVATIONS)
+                && mgr.isWorkspaceOpen(ArrayType.ACTIVATIONS))
+            return mgr.notifyScopeBorrowed(ArrayType.ACTIVATIONS);
+        return Nd4j.getWorkspaceManager().scopeOutOfWorkspaces();
+    }
+
+    /** Runs {@code body} outside every workspace: for arrays kept across iterations (masks, tables). */
+    protected static INDArray detached(java.util.function.Supplier<INDArray> body) {
+        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            return body.get();
+        }
     }
 
     protected Pair<Gradient, INDArray> result(INDArray epsilonOut, LayerWorkspaceMgr mgr) {

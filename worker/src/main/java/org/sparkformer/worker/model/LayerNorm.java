@@ -32,8 +32,8 @@ public final class LayerNorm {
      */
     public static INDArray backward(INDArray dy, Cache cache, INDArray g, INDArray dgOut, INDArray dbOut) {
         INDArray xhat = cache.xhat();
-        dgOut.assign(dy.mul(xhat).sum(0).reshape(dgOut.shape()));
-        dbOut.assign(dy.sum(0).reshape(dbOut.shape()));
+        Gemm.columnSums(dy.mul(xhat), dgOut);
+        Gemm.columnSums(dy, dbOut);
         INDArray dxhat = dy.mulRowVector(row(g));
         INDArray meanDxhat = dxhat.mean(true, 1);
         INDArray meanDxhatXhat = dxhat.mul(xhat).mean(true, 1);

@@ -9,6 +9,7 @@ import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.DataSet;
 import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
@@ -116,13 +117,15 @@ public class LmHead extends GptLayerConf {
             LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
             h = LayerNorm.forward(x.reshape(b * t, c), param(LNG), param(LNB), lnCache);
             ln = lnCache[0];
-            return h.mmul(weight().transpose());
+            return Gemm.mm(h, false, weight(), true);
         }
 
         @Override
         public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            INDArray logits = logits2d(input3d());
-            return mgr.leverageTo(ArrayType.ACTIVATIONS, logits.reshape(b, t, layerConf().vocabSize));
+            try (MemoryWorkspace ws = forwardScope(mgr)) {
+                INDArray logits = logits2d(input3d());
+                return (logits.reshape(b, t, layerConf().vocabSize));
+            }
         }
 
         /** Mean cross-entropy; also leaves dlogits = (softmax - onehot) / N for backward. */
@@ -153,8 +156,8 @@ public class LmHead extends GptLayerConf {
         @Override
         public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
             lossAndDlogits();
-            weightGrad().assign(dlogits.transpose().mmul(h));                 // [V, C]
-            INDArray dh = dlogits.mmul(weight());                              // [N, C]
+            Gemm.into(weightGrad(), dlogits, true, h, false);                  // [V, C]
+            INDArray dh = Gemm.mm(dlogits, false, weight(), false);             // [N, C]
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB));
             dlogits = null;
             return result(dx.reshape(b, t, layerConf().nEmbd), mgr);

@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.common.primitives.Pair;
 
@@ -56,21 +57,23 @@ public class MlpBlock extends GptLayerConf {
 
         @Override
         public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            long c = layerConf().nEmbd;
-            INDArray x = input3d();
-            b = x.size(0);
-            t = x.size(1);
-            INDArray x2 = x.reshape(b * t, c);
-            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
-            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
-            ln = lnCache[0];
-            a = h.mmul(param(WFC)).addiRowVector(param(BFC));                 // [N, 4C]
-            tanh = Gelu.tanhPart(a);
-            g = Gelu.forward(a, tanh);
-            INDArray out = g.mmul(param(WPROJ)).addiRowVector(param(BPROJ));  // [N, C]
-            residMask = dropoutMask(training, b * t, c);
-            if (residMask != null) out.muli(residMask);
-            return mgr.leverageTo(ArrayType.ACTIVATIONS, out.addi(x2).reshape(b, t, c));
+            try (MemoryWorkspace ws = forwardScope(mgr)) {
+                long c = layerConf().nEmbd;
+                INDArray x = input3d();
+                b = x.size(0);
+                t = x.size(1);
+                INDArray x2 = x.reshape(b * t, c);
+                LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+                h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+                ln = lnCache[0];
+                a = Gemm.mm(h, false, param(WFC), false).addiRowVector(param(BFC));                 // [N, 4C]
+                tanh = Gelu.tanhPart(a);
+                g = Gelu.forward(a, tanh);
+                INDArray out = Gemm.mm(g, false, param(WPROJ), false).addiRowVector(param(BPROJ));  // [N, C]
+                residMask = dropoutMask(training, b * t, c);
+                if (residMask != null) out.muli(residMask);
+                return (out.addi(x2).reshape(b, t, c));
+            }
         }
 
         @Override
@@ -78,12 +81,12 @@ public class MlpBlock extends GptLayerConf {
             long c = layerConf().nEmbd;
             INDArray dOut = epsilon.castTo(dataType).reshape(b * t, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
-            grad(WPROJ).assign(g.transpose().mmul(dBranch));
-            grad(BPROJ).assign(dBranch.sum(true, 0));
-            INDArray da = Gelu.backward(dBranch.mmul(param(WPROJ).transpose()), a, tanh);
-            grad(WFC).assign(h.transpose().mmul(da));
-            grad(BFC).assign(da.sum(true, 0));
-            INDArray dh = da.mmul(param(WFC).transpose());
+            Gemm.into(grad(WPROJ), g, true, dBranch, false);
+            Gemm.columnSums(dBranch, grad(BPROJ));
+            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true), a, tanh);
+            Gemm.into(grad(WFC), h, true, da, false);
+            Gemm.columnSums(da, grad(BFC));
+            INDArray dh = Gemm.mm(da, false, param(WFC), true);
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
             return result(dx.reshape(b, t, c), mgr);
         }

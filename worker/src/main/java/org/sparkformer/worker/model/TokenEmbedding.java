@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.scatter.ScatterUpdate;
 import org.nd4j.linalg.factory.Nd4j;
@@ -84,29 +85,31 @@ public class TokenEmbedding extends GptLayerConf {
 
         @Override
         public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            assertInputSet(false);
-            TokenEmbedding cfg = layerConf();
-            INDArray in = input.rank() == 3 ? input.reshape(input.size(0), input.size(1) * input.size(2)) : input;
-            b = in.size(0);
-            t = in.size(1);
-            if (t > cfg.blockSize)
-                throw new IllegalArgumentException("sequence length " + t + " exceeds block size " + cfg.blockSize);
-            ids = in.reshape(b * t).toIntVector();
-            for (int id : ids)
-                if (id < 0 || id >= cfg.vocabSize)
-                    throw new IllegalArgumentException("token id " + id + " outside vocabulary [0, " + cfg.vocabSize + ")");
-            INDArray x = Nd4j.pullRows(param(WTE), 1, ids);                      // [N, C]
-            x.reshape(b, t * cfg.nEmbd).addiRowVector(positions((int) t).reshape(1, t * cfg.nEmbd));
-            dropMask = dropoutMask(training, b * t, cfg.nEmbd);
-            if (dropMask != null) x.muli(dropMask);
-            return mgr.leverageTo(ArrayType.ACTIVATIONS, x.reshape(b, t, cfg.nEmbd));
+            try (MemoryWorkspace ws = forwardScope(mgr)) {
+                assertInputSet(false);
+                TokenEmbedding cfg = layerConf();
+                INDArray in = input.rank() == 3 ? input.reshape(input.size(0), input.size(1) * input.size(2)) : input;
+                b = in.size(0);
+                t = in.size(1);
+                if (t > cfg.blockSize)
+                    throw new IllegalArgumentException("sequence length " + t + " exceeds block size " + cfg.blockSize);
+                ids = in.reshape(b * t).toIntVector();
+                for (int id : ids)
+                    if (id < 0 || id >= cfg.vocabSize)
+                        throw new IllegalArgumentException("token id " + id + " outside vocabulary [0, " + cfg.vocabSize + ")");
+                INDArray x = Nd4j.pullRows(param(WTE), 1, ids);                      // [N, C]
+                x.reshape(b, t * cfg.nEmbd).addiRowVector(positions((int) t).reshape(1, t * cfg.nEmbd));
+                dropMask = dropoutMask(training, b * t, cfg.nEmbd);
+                if (dropMask != null) x.muli(dropMask);
+                return (x.reshape(b, t, cfg.nEmbd));
+            }
         }
 
         private INDArray positions(int len) {
             TokenEmbedding cfg = layerConf();
             if (cfg.positional == GptConfig.Positional.LEARNED)
                 return param(WPE).get(NDArrayIndex.interval(0, len), NDArrayIndex.all());
-            if (sinTable == null) sinTable = sinusoids(cfg.blockSize, cfg.nEmbd, dataType);
+            if (sinTable == null) sinTable = detached(() -> sinusoids(cfg.blockSize, cfg.nEmbd, dataType));
             return sinTable.get(NDArrayIndex.interval(0, len), NDArrayIndex.all());
         }
 

@@ -60,7 +60,7 @@ class GradientCheckTest {
     static ComputationGraph alone(Layer layer, GptConfig c) {
         ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().seed(7).dataType(DataType.DOUBLE)
                 .updater(new NoOp()).miniBatch(false)
-                .trainingWorkspaceMode(WorkspaceMode.NONE).inferenceWorkspaceMode(WorkspaceMode.NONE)
+                .trainingWorkspaceMode(WorkspaceMode.ENABLED).inferenceWorkspaceMode(WorkspaceMode.ENABLED)
                 .graphBuilder().addInputs("x")
                 .addLayer("layer", layer, "x")
                 .addLayer("head", new LmHead("head", untied(c), 0), "layer")
@@ -97,7 +97,7 @@ class GradientCheckTest {
         GptConfig c = small(false, GptConfig.Positional.LEARNED);
         ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().seed(7).dataType(DataType.DOUBLE)
                 .updater(new NoOp()).miniBatch(false)
-                .trainingWorkspaceMode(WorkspaceMode.NONE).inferenceWorkspaceMode(WorkspaceMode.NONE)
+                .trainingWorkspaceMode(WorkspaceMode.ENABLED).inferenceWorkspaceMode(WorkspaceMode.ENABLED)
                 .graphBuilder().addInputs("x").addLayer("head", new LmHead("head", c, 0), "x").setOutputs("head").build();
         ComputationGraph g = new ComputationGraph(conf);
         g.init();
