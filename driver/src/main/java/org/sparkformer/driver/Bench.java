@@ -4,7 +4,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
+import org.nd4j.linalg.api.memory.enums.LearningPolicy;
+import org.nd4j.linalg.api.memory.enums.ResetPolicy;
+import org.nd4j.linalg.api.memory.enums.SpillPolicy;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
@@ -108,32 +115,53 @@ final class Bench {
      * step time is the optimizer and DL4J's own bookkeeping). The graph is a chain (embedding, blocks, head),
      * so each layer's input is the previous one's output.
      */
+    private static final WorkspaceConfiguration PROFILE_WS = WorkspaceConfiguration.builder()
+            .initialSize(0).overallocationLimit(0.05).policyReset(ResetPolicy.BLOCK_LEFT)
+            .policyAllocation(AllocationPolicy.OVERALLOCATE).policySpill(SpillPolicy.REALLOCATE)
+            .policyLearning(LearningPolicy.FIRST_LOOP).build();
+
+    /** Workspaces laid out as DL4J's training pass lays them out, so the profile sees the same memory behaviour. */
+    private static final LayerWorkspaceMgr PROFILE_MGR = LayerWorkspaceMgr.builder()
+            .with(ArrayType.ACTIVATIONS, "PROFILE_ACT", PROFILE_WS).with(ArrayType.INPUT, "PROFILE_ACT", PROFILE_WS)
+            .with(ArrayType.FF_WORKING_MEM, "PROFILE_WORK", PROFILE_WS).with(ArrayType.BP_WORKING_MEM, "PROFILE_WORK", PROFILE_WS)
+            .with(ArrayType.ACTIVATION_GRAD, "PROFILE_GRAD", PROFILE_WS)
+            .with(ArrayType.RNN_FF_LOOP_WORKING_MEM, "PROFILE_WORK", PROFILE_WS).with(ArrayType.RNN_BP_LOOP_WORKING_MEM, "PROFILE_WORK", PROFILE_WS)
+            .with(ArrayType.UPDATER_WORKING_MEM, "PROFILE_WORK", PROFILE_WS).build();
+
+    /**
+     * Forward and backward layer by layer, as the graph would, timing each layer kind (what is left of the
+     * step time is the optimizer and DL4J's own bookkeeping). The graph is a chain (embedding, blocks, head),
+     * so each layer's input is the previous one's output.
+     */
     private static void profileStep(ComputationGraph graph, MultiDataSet batch, boolean forwardOnly, Map<String, double[]> acc) {
-        LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
+        LayerWorkspaceMgr mgr = PROFILE_MGR;
         Layer[] layers = graph.getLayers();
-        INDArray x = batch.getFeatures(0);
-        for (int i = 0; i < layers.length; i++) {
-            Layer l = layers[i];
-            if (l instanceof org.deeplearning4j.nn.api.layers.IOutputLayer head) {
-                l.setInput(x, mgr);
-                head.setLabels(batch.getLabels(0));
-                if (forwardOnly) {
-                    time(acc, kind(l) + ".forward", () -> l.activate(false, mgr));
+        try (MemoryWorkspace act = mgr.notifyScopeEntered(ArrayType.ACTIVATIONS);
+             MemoryWorkspace grads = mgr.notifyScopeEntered(ArrayType.ACTIVATION_GRAD)) {
+            INDArray x = batch.getFeatures(0);
+            for (int i = 0; i < layers.length; i++) {
+                Layer l = layers[i];
+                if (l instanceof org.deeplearning4j.nn.api.layers.IOutputLayer head) {
+                    l.setInput(x, mgr);
+                    head.setLabels(batch.getLabels(0));
+                    if (forwardOnly) {
+                        time(acc, kind(l) + ".forward", () -> l.activate(false, mgr), mgr, ArrayType.FF_WORKING_MEM);
+                        return;
+                    }
+                    INDArray[] eps = new INDArray[1];
+                    time(acc, kind(l) + ".forward+backward", () -> eps[0] = l.backpropGradient(null, mgr).getSecond(), mgr, ArrayType.BP_WORKING_MEM);
+                    for (int j = i - 1; j >= 0; j--) {
+                        Layer lj = layers[j];
+                        INDArray e = eps[0];
+                        time(acc, kind(lj) + ".backward", () -> eps[0] = lj.backpropGradient(e, mgr).getSecond(), mgr, ArrayType.BP_WORKING_MEM);
+                    }
                     return;
                 }
-                INDArray[] eps = new INDArray[1];
-                time(acc, kind(l) + ".forward+backward", () -> eps[0] = l.backpropGradient(null, mgr).getSecond());
-                for (int j = i - 1; j >= 0; j--) {
-                    Layer lj = layers[j];
-                    INDArray e = eps[0];
-                    time(acc, kind(lj) + ".backward", () -> eps[0] = lj.backpropGradient(e, mgr).getSecond());
-                }
-                return;
+                INDArray in = x;
+                INDArray[] outArr = new INDArray[1];
+                time(acc, kind(l) + ".forward", () -> outArr[0] = l.activate(in, !forwardOnly, mgr), mgr, ArrayType.FF_WORKING_MEM);
+                x = outArr[0];
             }
-            INDArray in = x;
-            INDArray[] outArr = new INDArray[1];
-            time(acc, kind(l) + ".forward", () -> outArr[0] = l.activate(in, !forwardOnly, mgr));
-            x = outArr[0];
         }
     }
 
@@ -145,9 +173,11 @@ final class Bench {
 
     private interface Timed { Object run(); }
 
-    private static void time(Map<String, double[]> acc, String key, Timed body) {
+    private static void time(Map<String, double[]> acc, String key, Timed body, LayerWorkspaceMgr mgr, ArrayType working) {
         long t0 = System.nanoTime();
-        body.run();
+        try (MemoryWorkspace ws = mgr.notifyScopeEntered(working)) {
+            body.run();
+        }
         acc.computeIfAbsent(key, k -> new double[1])[0] += (System.nanoTime() - t0) / 1e6;
     }
 

@@ -297,6 +297,8 @@ public final class Trainer {
         SparkConf conf = new SparkConf().setAppName("sparkformer");
         if (!conf.contains("spark.master")) conf.setMaster(master);
         conf.setIfMissing("spark.ui.enabled", "false");
+        // executors in their own JVMs (cluster modes) get the same OpenMP behaviour as the launcher gives us
+        conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
         conf.setIfMissing("spark.driver.host", "127.0.0.1");
         conf.setIfMissing("spark.driver.bindAddress", "127.0.0.1");
         return conf;
