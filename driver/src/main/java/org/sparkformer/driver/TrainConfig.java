@@ -39,7 +39,7 @@ public final class TrainConfig implements Serializable {
     // optimisation
     public int batchSize;
     public double lr = 1e-3, minLr = -1, beta1 = 0.9, beta2 = 0.99, weightDecay = 0.1, gradClip = 1.0;
-    public int warmupSteps = -1, steps = 800;
+    public int warmupSteps = -1, steps = 1200;
     public double epochs = 0;
     // distribution
     public int workers = 0, averagingFrequency = 5;
