@@ -1,6 +1,10 @@
 package org.sparkformer.worker.model;
 
 import org.deeplearning4j.nn.api.ParamInitializer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.deeplearning4j.nn.conf.InputPreProcessor;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.inputs.InputType;
@@ -9,6 +13,7 @@ import org.deeplearning4j.nn.conf.layers.Layer;
 import org.deeplearning4j.nn.conf.memory.LayerMemoryReport;
 import org.deeplearning4j.nn.conf.memory.MemoryReport;
 
+import java.util.Collection;
 import java.util.List;
 
 /**
@@ -29,6 +34,21 @@ public abstract class GptLayerConf extends BaseLayer {
         this.nEmbd = nEmbd;
         this.blockSize = blockSize;
         this.dropout = dropout;
+    }
+
+    /** The runtime layer for this configuration. */
+    protected abstract GptLayer<?> newLayer(NeuralNetConfiguration conf, DataType dataType);
+
+    @Override
+    public org.deeplearning4j.nn.api.Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners,
+                                                       int index, INDArray paramsView, boolean initializeParams, DataType dataType) {
+        GptLayer<?> layer = newLayer(conf, dataType);
+        layer.setListeners(listeners);
+        layer.setIndex(index);
+        layer.setParamsViewArray(paramsView);
+        layer.setParamTable(initializer().init(conf, paramsView, initializeParams));
+        layer.setConf(conf);
+        return layer;
     }
 
     /** The layer's parameters, in the order they are laid out in the flattened parameter vector. */

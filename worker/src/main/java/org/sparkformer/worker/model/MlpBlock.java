@@ -1,17 +1,14 @@
 package org.sparkformer.worker.model;
 
-import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
-import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.common.primitives.Pair;
 
-import java.util.Collection;
 import java.util.List;
 
 /** Second half of a pre-LN block: x + Wproj · gelu(Wfc · LN2(x)), 4x wide, dropout on the branch. In/out [B, T, C]. */
@@ -36,22 +33,14 @@ public class MlpBlock extends GptLayerConf {
                 ParamSpec.matrix(WPROJ, 4L * nEmbd, nEmbd, 0.02 / Math.sqrt(2.0 * nLayer)), ParamSpec.zeros(BPROJ, nEmbd));
     }
 
-    @Override
-    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int index,
-                             INDArray paramsView, boolean initializeParams, DataType dataType) {
-        Impl layer = new Impl(conf, dataType);
-        layer.setListeners(listeners);
-        layer.setIndex(index);
-        layer.setParamsViewArray(paramsView);
-        layer.setParamTable(initializer().init(conf, paramsView, initializeParams));
-        layer.setConf(conf);
-        return layer;
+    @Override protected GptLayer<?> newLayer(NeuralNetConfiguration conf, DataType dataType) {
+        return new Impl(conf, dataType);
     }
 
     public static final class Impl extends GptLayer<MlpBlock> {
         private long b, t;
         private LayerNorm.Cache ln;
-        private INDArray h, a, tanh, g, residMask;
+        private INDArray h, a, s, g, residMask;
 
         Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
 
@@ -67,8 +56,8 @@ public class MlpBlock extends GptLayerConf {
                 h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
                 ln = lnCache[0];
                 a = Gemm.mm(h, false, param(WFC), false).addiRowVector(param(BFC));                 // [N, 4C]
-                tanh = Gelu.tanhPart(a);
-                g = Gelu.forward(a, tanh);
+                s = Gelu.sigmoidPart(a);
+                g = Gelu.forward(a, s);
                 INDArray out = Gemm.mm(g, false, param(WPROJ), false).addiRowVector(param(BPROJ));  // [N, C]
                 residMask = dropoutMask(training, b * t, c);
                 if (residMask != null) out.muli(residMask);
@@ -83,7 +72,7 @@ public class MlpBlock extends GptLayerConf {
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
             Gemm.into(grad(WPROJ), g, true, dBranch, false);
             Gemm.columnSums(dBranch, grad(BPROJ));
-            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true), a, tanh);
+            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true), a, s);
             Gemm.into(grad(WFC), h, true, da, false);
             Gemm.columnSums(da, grad(BFC));
             INDArray dh = Gemm.mm(da, false, param(WFC), true);
@@ -91,6 +80,6 @@ public class MlpBlock extends GptLayerConf {
             return result(dx.reshape(b, t, c), mgr);
         }
 
-        @Override protected void clearCache() { ln = null; h = a = tanh = g = residMask = null; }
+        @Override protected void clearCache() { ln = null; h = a = s = g = residMask = null; }
     }
 }
