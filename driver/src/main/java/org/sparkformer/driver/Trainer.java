@@ -299,8 +299,11 @@ public final class Trainer {
         conf.setIfMissing("spark.ui.enabled", "false");
         // executors in their own JVMs (cluster modes) get the same OpenMP behaviour as the launcher gives us
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
-        conf.setIfMissing("spark.driver.host", "127.0.0.1");
-        conf.setIfMissing("spark.driver.bindAddress", "127.0.0.1");
+        if (conf.get("spark.master").startsWith("local")) {
+            // an embedded driver listens on loopback only; on a cluster Spark's own address choice stands
+            conf.setIfMissing("spark.driver.host", "127.0.0.1");
+            conf.setIfMissing("spark.driver.bindAddress", "127.0.0.1");
+        }
         return conf;
     }
 }
