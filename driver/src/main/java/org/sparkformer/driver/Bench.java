@@ -32,8 +32,9 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * One replica's training step, no Spark: {@code sparkformer bench --preset P [--steps N] [--threads K]
- * [--forward-only] [--profile]}. Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
+ * One replica's training step, no Spark: {@code sparkformer bench --preset P [--steps N] [--warmup W]
+ * [--threads K] [--forward-only] [--profile]}. The first W steps (default 50) are not timed: the JVM's JIT
+ * needs that long to reach steady state (baby preset: 327 ms/step after 5 warm-up steps, 260 after 150). Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
  * steps), achieved_gflops (nanoGPT's 6N + 12LCT FLOPs per token; a third of it forward-only), gemm_gflops
  * (a 1024^3 fp32 ND4J matmul in the same process), mfu, peak_rss_mb. Vocabulary 65, as char-level Tiny
  * Shakespeare, so the shapes match the PyTorch reference in ../shared/peer.
@@ -51,7 +52,7 @@ final class Bench {
         for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
             if (flags.containsKey(k)) cfg.set(k, flags.get(k), "--" + k);
         cfg.validate();
-        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", 5);
+        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", 50);
         int threads = Main.intFlag(flags, "threads", 0), vocab = Main.intFlag(flags, "vocab-size", 65);
         if (steps < 1 || warmup < 0) throw new UserError("--steps must be >= 1 and --warmup >= 0");
         if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);
