@@ -127,7 +127,7 @@ public final class Trainer {
         List<Integer> partitionIds = new ArrayList<>();
         for (int i = 0; i < workers; i++) partitionIds.add(i);
         JavaRDD<Integer> partitions = sc.parallelize(partitionIds, workers);
-        List<MultiDataSet> valBatches = valBatches(val);
+        List<MultiDataSet> valBatches = evalBatches(val);
 
         Path run = new Path(runDir);
         FileSystem fs = run.getFileSystem(hadoop);
@@ -140,9 +140,11 @@ public final class Trainer {
         long stepsAtStart = state.step;
 
         if (state.step == 0) {
+            // before any update there is no training minibatch loss: measure the same fixed sample on train data
+            double trainLoss = evaluate(graph, evalBatches(train));
             firstVal = lastVal = evaluate(graph, valBatches);
-            metrics.add(metric(state, Double.NaN, lastVal, 0));
-            log.info("step 0/{} | val {}", cfg.steps, fmt(lastVal));
+            metrics.add(metric(state, trainLoss, lastVal, 0));
+            log.info("step 0/{} | loss {} | val {}", cfg.steps, fmt(trainLoss), fmt(lastVal));
         }
         while (state.step < cfg.steps && state.step < stopAfter) {
             long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
@@ -218,11 +220,12 @@ public final class Trainer {
             throw new UserError("--resume: the checkpoint's model " + saved + " differs from the one asked for " + asked);
     }
 
-    private List<MultiDataSet> valBatches(int[] val) {
-        int[] starts = Windows.evenStarts(val.length, cfg.blockSize, cfg.evalBatches * cfg.batchSize);
+    /** A fixed evaluation sample: eval-batches minibatches of windows evenly spread over the tokens. */
+    private List<MultiDataSet> evalBatches(int[] tokens) {
+        int[] starts = Windows.evenStarts(tokens.length, cfg.blockSize, cfg.evalBatches * cfg.batchSize);
         List<MultiDataSet> out = new ArrayList<>();
         for (int b = 0; b < cfg.evalBatches; b++)
-            out.add(Windows.batch(val, Arrays.copyOfRange(starts, b * cfg.batchSize, (b + 1) * cfg.batchSize), cfg.blockSize));
+            out.add(Windows.batch(tokens, Arrays.copyOfRange(starts, b * cfg.batchSize, (b + 1) * cfg.batchSize), cfg.blockSize));
         return out;
     }
 
