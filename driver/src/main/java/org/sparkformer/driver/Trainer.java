@@ -66,7 +66,7 @@ public final class Trainer {
     }
 
     /** Result of a run, for the CLI and tests. */
-    public record Result(String runDir, long steps, double firstValLoss, double finalValLoss, List<Double> trainLosses, List<String> samples) {}
+    public record Result(String runDir, long steps, double firstValLoss, double finalValLoss, List<String> samples) {}
 
     public Result run(JavaSparkContext sc) throws IOException {
         Configuration hadoop = sc.hadoopConfiguration();
@@ -133,7 +133,6 @@ public final class Trainer {
         FileSystem fs = run.getFileSystem(hadoop);
         fs.mkdirs(run);
         List<String> metrics = readMetrics(fs, run, state.step);
-        List<Double> trainLosses = new ArrayList<>();
         double firstVal = Double.NaN, lastVal = Double.NaN;
         long startNanos = System.nanoTime();
         double elapsedBefore = state.elapsedSeconds;
@@ -165,7 +164,6 @@ public final class Trainer {
             double seconds = (System.nanoTime() - t0) / 1e9;
             double tokensPerSecond = (double) k * cfg.batchSize * cfg.blockSize * workers / seconds;
             state.elapsedSeconds = elapsedBefore + (System.nanoTime() - startNanos) / 1e9;
-            trainLosses.add(loss);
             double valLoss = Double.NaN;
             boolean evalNow = state.step % cfg.evalInterval == 0 || state.step == cfg.steps;
             if (evalNow) {
@@ -187,7 +185,7 @@ public final class Trainer {
             }
         }
         trainTokens.destroy();
-        if (state.step < cfg.steps) return new Result(runDir, state.step, firstVal, lastVal, trainLosses, List.of());
+        if (state.step < cfg.steps) return new Result(runDir, state.step, firstVal, lastVal, List.of());
 
         List<String> samples = sample(graph, model, tokenizer);
         if (!samples.isEmpty()) {
@@ -197,7 +195,7 @@ public final class Trainer {
                 out.write(all.toString().getBytes(StandardCharsets.UTF_8));
             }
         }
-        return new Result(runDir, state.step, firstVal, lastVal, trainLosses, samples);
+        return new Result(runDir, state.step, firstVal, lastVal, samples);
     }
 
     private String resolveRunDir(Configuration hadoop) throws IOException {

@@ -91,7 +91,7 @@ public class CausalSelfAttention extends GptLayerConf {
                     causalT = t;
                 }
                 att.reshape(b * nh, t * t).addiRowVector(causal);
-                p = Nd4j.exec(new SoftMax(att, att.ulike(), 3))[0];   // out of place: 3.3 vs 5.5 ms in place here
+                p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
                 attnMask = dropoutMask(training, b, nh, t, t);
                 pDropped = attnMask == null ? p : p.mul(attnMask);
                 INDArray yh = Nd4j.matmul(pDropped, v);                                    // [B,H,T,D]
