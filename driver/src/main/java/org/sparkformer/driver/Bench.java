@@ -36,7 +36,9 @@ import java.util.SplittableRandom;
  * [--threads K] [--forward-only] [--profile]}. The first W steps (default 50) are not timed: the JVM's JIT
  * needs that long to reach steady state (baby preset: 327 ms/step after 5 warm-up steps, 260 after 150). Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
  * steps), achieved_gflops (nanoGPT's 6N + 12LCT FLOPs per token; a third of it forward-only), gemm_gflops
- * (the best of ten 1024^3 fp32 ND4J matmuls in the same process), mfu, peak_rss_mb. Vocabulary 65, as char-level Tiny
+ * (the best of ten 1024^3 fp32 ND4J matmuls in the same process), mfu, peak_rss_mb, and with 50+ timed steps
+ * rss_slope_mb_per_1000_steps and offheap_slope_mb_per_1000_steps (resident memory and JavaCPP's off-heap
+ * total, sampled every 25 steps; flat means near 0). Vocabulary 65, as char-level Tiny
  * Shakespeare, so the shapes match the PyTorch reference in ../shared/peer.
  */
 final class Bench {
@@ -69,12 +71,18 @@ final class Bench {
 
         Map<String, double[]> perLayer = new LinkedHashMap<>();
         double[] ms = new double[steps];
+        List<double[]> rss = new java.util.ArrayList<>();   // (timed step, resident MB) every 25 timed steps
+        List<double[]> offHeap = new java.util.ArrayList<>();   // (timed step, JavaCPP-tracked off-heap MB)
         for (int i = 0; i < warmup + steps; i++) {
             MultiDataSet batch = Windows.batch(tokens, Windows.randomStarts(tokens.length, model.blockSize, cfg.batchSize, rng), model.blockSize);
             long t0 = System.nanoTime();
             if (forwardOnly) graph.output(false, batch.getFeatures(0));
             else graph.fit(batch);
             if (i >= warmup) ms[i - warmup] = (System.nanoTime() - t0) / 1e6;
+            if (i >= warmup && (i - warmup) % 25 == 0) {
+                rss.add(new double[]{i - warmup, procStatusMb("VmRSS:")});
+                offHeap.add(new double[]{i - warmup, org.bytedeco.javacpp.Pointer.totalBytes() / 1048576.0});
+            }
             // the profile repeats the step layer by layer (outside the timed step), to split its time by kind
             if (profile) profileStep(graph, batch, forwardOnly, i >= warmup ? perLayer : new LinkedHashMap<>());
         }
@@ -93,7 +101,11 @@ final class Bench {
         r.put("achieved_gflops", round(achieved));
         r.put("gemm_gflops", round(gemm));
         r.put("mfu", round(achieved / gemm));
-        r.put("peak_rss_mb", peakRssMb());
+        r.put("peak_rss_mb", procStatusMb("VmHWM:"));
+        if (rss.size() >= 3) {
+            r.put("rss_slope_mb_per_1000_steps", round(1000 * slope(rss)));
+            r.put("offheap_slope_mb_per_1000_steps", round(1000 * slope(offHeap)));
+        }
         r.put("params", graph.numParams());
         r.put("threads", Nd4j.getEnvironment().maxThreads());
         r.put("steps", steps);
@@ -204,14 +216,26 @@ final class Bench {
 
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
 
-    static long peakRssMb() {
+    /** A memory line of /proc/self/status in MB (VmHWM: peak resident, VmRSS: resident now), or -1. */
+    static long procStatusMb(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status")))
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
         } catch (IOException | NumberFormatException e) {
             return -1;
         }
         return -1;
+    }
+
+    /** Least-squares slope of y over x for (x, y) points. */
+    static double slope(List<double[]> points) {
+        double mx = 0, my = 0;
+        for (double[] p : points) { mx += p[0]; my += p[1]; }
+        mx /= points.size();
+        my /= points.size();
+        double num = 0, den = 0;
+        for (double[] p : points) { num += (p[0] - mx) * (p[1] - my); den += (p[0] - mx) * (p[0] - mx); }
+        return den == 0 ? 0 : num / den;
     }
 
 }
