@@ -101,28 +101,74 @@ public final class Checkpoint {
         }
     }
 
+    /** Only the run settings a checkpoint was saved with (no weights read). */
+    public static TrainConfig readConfig(String uri, Configuration hadoop) {
+        Path dir = new Path(resolve(uri, hadoop));
+        try {
+            return TrainConfig.fromJson(readRoot(dir.getFileSystem(hadoop), dir).get("train"), dir + "/" + CONFIG);
+        } catch (IOException e) {
+            throw new UserError(dir + ": cannot load (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Only the checkpoint's tokenizer. */
+    public static CharTokenizer readTokenizer(String uri, Configuration hadoop) {
+        Path dir = new Path(resolve(uri, hadoop));
+        try {
+            return readTokenizer(dir.getFileSystem(hadoop), dir);
+        } catch (FileNotFoundException e) {
+            throw new UserError(dir + ": incomplete checkpoint (" + e.getMessage() + ")");
+        } catch (IOException e) {
+            throw new UserError(dir + ": cannot load (" + e.getMessage() + ")");
+        }
+    }
+
+    private static CharTokenizer readTokenizer(FileSystem fs, Path dir) throws IOException {
+        try {
+            return CharTokenizer.fromJson(readText(fs, new Path(dir, TOKENIZER)));
+        } catch (IllegalArgumentException e) {
+            throw new UserError(dir + "/" + TOKENIZER + ": " + e.getMessage());
+        }
+    }
+
+    private static JsonNode readRoot(FileSystem fs, Path dir) throws IOException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(readText(fs, new Path(dir, CONFIG)));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new UserError(dir + "/" + CONFIG + ": not valid JSON (" + e.getOriginalMessage() + ")");
+        } catch (FileNotFoundException e) {
+            throw new UserError(dir + ": incomplete checkpoint (" + e.getMessage() + ")");
+        }
+        if (root == null || !"sparkformer-checkpoint".equals(root.path("format").asText()))
+            throw new UserError(dir + "/" + CONFIG + ": not a sparkformer checkpoint");
+        if (root.path("version").asInt() != 1)
+            throw new UserError(dir + "/" + CONFIG + ": unsupported checkpoint version " + root.path("version"));
+        return root;
+    }
+
     public static Loaded load(String uri, Configuration hadoop, boolean withUpdater) {
+        return load(uri, hadoop, withUpdater, null);
+    }
+
+    /**
+     * @param optimizer the run whose LR schedule and weight decay the rebuilt network should use (a resumed run
+     *                  may change --steps); null for the checkpoint's own settings
+     */
+    public static Loaded load(String uri, Configuration hadoop, boolean withUpdater, TrainConfig optimizer) {
         Path dir = new Path(resolve(uri, hadoop));
         try {
             FileSystem fs = dir.getFileSystem(hadoop);
-            JsonNode root = JSON.readTree(readText(fs, new Path(dir, CONFIG)));
-            if (root == null || !"sparkformer-checkpoint".equals(root.path("format").asText()))
-                throw new UserError(dir + "/" + CONFIG + ": not a sparkformer checkpoint");
-            if (root.path("version").asInt() != 1)
-                throw new UserError(dir + "/" + CONFIG + ": unsupported checkpoint version " + root.path("version"));
+            JsonNode root = readRoot(fs, dir);
             TrainConfig config = TrainConfig.fromJson(root.get("train"), dir + "/" + CONFIG);
+            TrainConfig opt = optimizer != null ? optimizer : config;
             GptConfig model;
             try {
                 model = JSON.treeToValue(root.get("model"), GptConfig.class).validate();
             } catch (Exception e) {
                 throw new UserError(dir + "/" + CONFIG + ": invalid model section (" + e.getMessage().split("\n")[0] + ")");
             }
-            CharTokenizer tokenizer;
-            try {
-                tokenizer = CharTokenizer.fromJson(readText(fs, new Path(dir, TOKENIZER)));
-            } catch (IllegalArgumentException e) {
-                throw new UserError(dir + "/" + TOKENIZER + ": " + e.getMessage());
-            }
+            CharTokenizer tokenizer = readTokenizer(fs, dir);
             if (tokenizer.vocabSize() != model.vocabSize)
                 throw new UserError(dir + ": tokenizer has " + tokenizer.vocabSize() + " tokens but the model expects " + model.vocabSize);
             JsonNode s = root.path("state");
@@ -133,7 +179,7 @@ public final class Checkpoint {
             state.bestValLoss = best >= 0 ? best : Double.POSITIVE_INFINITY;
             state.elapsedSeconds = s.path("elapsed_s").asDouble();
 
-            ComputationGraph graph = Gpt.build(model, Optimizer.updater(config), config.weightDecay, DataType.FLOAT);
+            ComputationGraph graph = Gpt.build(model, Optimizer.updater(opt), opt.weightDecay, DataType.FLOAT);
             try (InputStream in = fs.open(new Path(dir, PARAMS))) {
                 graph.setParams(ArrayIO.read(in, graph.numParams(), dir + "/" + PARAMS));
             }
@@ -151,8 +197,6 @@ public final class Checkpoint {
             return new Loaded(config, model, tokenizer, graph, state);
         } catch (FileNotFoundException e) {
             throw new UserError(dir + ": incomplete checkpoint (" + e.getMessage() + ")");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new UserError(dir + "/" + CONFIG + ": not valid JSON (" + e.getOriginalMessage() + ")");
         } catch (IOException e) {
             throw new UserError(dir + ": cannot load (" + e.getMessage() + ")");
         }

@@ -124,8 +124,7 @@ public final class Main {
         String resume = flags.get("resume");
         if (resume != null) {
             // a resumed run keeps the checkpoint's settings; flags given now override them
-            Checkpoint.Loaded saved = Checkpoint.load(resume, new Configuration(), false);
-            TrainConfig merged = saved.config();
+            TrainConfig merged = Checkpoint.readConfig(resume, new Configuration());
             for (Map.Entry<String, String> f : flags.entrySet())
                 if (!List.of("resume", "overwrite", "config", "preset").contains(f.getKey())) merged.set(f.getKey(), f.getValue(), "--" + f.getKey());
             cfg = merged.validate();
@@ -170,22 +169,21 @@ public final class Main {
     }
 
     static int intFlag(Map<String, String> flags, String key, int def) {
-        String v = flags.get(key);
-        if (v == null) return def;
-        try {
-            return Integer.parseInt(v.trim());
-        } catch (NumberFormatException e) {
-            throw new UserError("--" + key + ": expected an integer, got '" + v + "'");
-        }
+        return parsedFlag(flags, key, def, Integer::parseInt, "an integer");
     }
 
     private static double doubleFlag(Map<String, String> flags, String key, double def) {
+        return parsedFlag(flags, key, def, Double::parseDouble, "a number");
+    }
+
+    private static <T> T parsedFlag(Map<String, String> flags, String key, T def,
+                                    java.util.function.Function<String, T> parse, String what) {
         String v = flags.get(key);
         if (v == null) return def;
         try {
-            return Double.parseDouble(v.trim());
+            return parse.apply(v.trim());
         } catch (NumberFormatException e) {
-            throw new UserError("--" + key + ": expected a number, got '" + v + "'");
+            throw new UserError("--" + key + ": expected " + what + ", got '" + v + "'");
         }
     }
 

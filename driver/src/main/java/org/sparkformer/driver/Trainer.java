@@ -70,7 +70,6 @@ public final class Trainer {
 
     public Result run(JavaSparkContext sc) throws IOException {
         Configuration hadoop = sc.hadoopConfiguration();
-        Checkpoint.Loaded loaded = resume == null ? null : Checkpoint.load(resume, hadoop, true);
         String runDir = resolveRunDir(hadoop);
         String dataUri = cfg.data.isEmpty() ? Corpus.defaultJdkSources() : cfg.data;
         cfg.data = dataUri;
@@ -79,8 +78,8 @@ public final class Trainer {
         log.info("reading {}", dataUri);
         String text = Corpus.read(dataUri, hadoop);
         CharTokenizer tokenizer;
-        if (loaded != null) {
-            tokenizer = loaded.tokenizer();
+        if (resume != null) {
+            tokenizer = Checkpoint.readTokenizer(resume, hadoop);
             try {
                 tokenizer.encode(text);
             } catch (IllegalArgumentException e) {
@@ -100,14 +99,12 @@ public final class Trainer {
         if (cfg.epochs > 0)
             cfg.steps = (int) Math.max(1, Math.ceil(cfg.epochs * train.length / ((double) cfg.batchSize * cfg.blockSize * workers)));
 
+        // the schedule follows this run's settings (e.g. a longer --steps); weights and Adam state come from the checkpoint
+        Checkpoint.Loaded loaded = resume == null ? null : Checkpoint.load(resume, hadoop, true, cfg);
         GptConfig model = loaded != null ? loaded.model() : cfg.model(tokenizer.vocabSize()).validate();
         if (loaded != null) checkSameShape(loaded.model(), cfg.model(tokenizer.vocabSize()));
-        ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
-        if (loaded != null) {
-            // the schedule follows this run's settings (e.g. a longer --steps); weights and Adam state come from the checkpoint
-            graph.setParams(loaded.graph().params());
-            graph.getUpdater(true).setStateViewArray(loaded.graph().getUpdater(true).getStateViewArray());
-        }
+        ComputationGraph graph = loaded != null ? loaded.graph()
+                : Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
         Checkpoint.State state = loaded != null ? loaded.state() : new Checkpoint.State();
         log.info("{}: {} parameters, vocab {}, {} train / {} val tokens, {} workers x batch {}, {} steps",
                 model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), train.length, val.length,
