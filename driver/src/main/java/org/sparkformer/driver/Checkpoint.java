@@ -13,7 +13,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.sparkformer.worker.io.ArrayIO;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
-import org.sparkformer.worker.tokenizer.CharTokenizer;
+import org.sparkformer.worker.tokenizer.Tokenizer;
 
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -29,7 +29,6 @@ import java.nio.charset.StandardCharsets;
 public final class Checkpoint {
     public static final String CONFIG = "config.json", TOKENIZER = "tokenizer.json", PARAMS = "params.bin", UPDATER = "updater.bin";
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final int MAX_JSON_BYTES = 64 << 20;
 
     /** Where training stands: enough to continue exactly (data order and LR schedule derive from step). */
     public static final class State {
@@ -39,15 +38,15 @@ public final class Checkpoint {
         public double elapsedSeconds;
     }
 
-    public record Loaded(TrainConfig config, GptConfig model, CharTokenizer tokenizer, ComputationGraph graph, State state) {}
+    public record Loaded(TrainConfig config, GptConfig model, Tokenizer tokenizer, ComputationGraph graph, State state) {}
 
     private Checkpoint() {}
 
-    public static void save(String uri, Configuration hadoop, TrainConfig config, GptConfig model, CharTokenizer tokenizer,
+    public static void save(String uri, Configuration hadoop, TrainConfig config, GptConfig model, Tokenizer tokenizer,
                             ComputationGraph graph, State state) throws IOException {
         Path dir = new Path(uri);
         FileSystem fs = dir.getFileSystem(hadoop);
-        Path tmp = new Path(dir.getParent(), "." + dir.getName() + ".tmp-" + System.nanoTime());
+        Path tmp = FsCommit.temporary(dir);
         fs.mkdirs(tmp);
         try {
             ObjectNode root = JSON.createObjectNode();
@@ -63,27 +62,16 @@ public final class Checkpoint {
             // the data position and sampling RNG are functions of these: batches are drawn from (seed, step, partition)
             s.put("data_seed", config.seed);
             s.put("lr_schedule_step", state.step);
-            writeText(fs, new Path(tmp, TOKENIZER), tokenizer.toJson());
+            HadoopFiles.writeText(fs, new Path(tmp, TOKENIZER), tokenizer.toJson());
             try (FSDataOutputStream out = fs.create(new Path(tmp, PARAMS), true)) { ArrayIO.write(graph.params(), out); }
             INDArray updater = graph.getUpdater(true).getStateViewArray();
             if (updater != null) try (FSDataOutputStream out = fs.create(new Path(tmp, UPDATER), true)) { ArrayIO.write(updater, out); }
-            writeText(fs, new Path(tmp, CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
-            Path old = new Path(dir.getParent(), "." + dir.getName() + ".old-" + System.nanoTime());
-            boolean hadOld = fs.exists(dir);
-            if (hadOld && !fs.rename(dir, old)) throw new IOException("cannot move aside " + dir);
-            if (!fs.rename(tmp, dir)) {
-                if (hadOld) fs.rename(old, dir);
-                throw new IOException("cannot rename " + tmp + " to " + dir);
-            }
-            if (hadOld) fs.delete(old, true);
+            HadoopFiles.writeText(fs, new Path(tmp, CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+            FsCommit.replace(fs, tmp, dir);
         } catch (IOException | RuntimeException e) {
             fs.delete(tmp, true);
             throw e;
         }
-    }
-
-    private static void writeText(FileSystem fs, Path p, String text) throws IOException {
-        try (FSDataOutputStream out = fs.create(p, true)) { out.write(text.getBytes(StandardCharsets.UTF_8)); }
     }
 
     /** Accepts a checkpoint directory or a run directory (then its ckpt/last). */
@@ -112,7 +100,7 @@ public final class Checkpoint {
     }
 
     /** Only the checkpoint's tokenizer. */
-    public static CharTokenizer readTokenizer(String uri, Configuration hadoop) {
+    public static Tokenizer readTokenizer(String uri, Configuration hadoop) {
         Path dir = new Path(resolve(uri, hadoop));
         try {
             return readTokenizer(dir.getFileSystem(hadoop), dir);
@@ -123,9 +111,9 @@ public final class Checkpoint {
         }
     }
 
-    private static CharTokenizer readTokenizer(FileSystem fs, Path dir) throws IOException {
+    private static Tokenizer readTokenizer(FileSystem fs, Path dir) throws IOException {
         try {
-            return CharTokenizer.fromJson(readText(fs, new Path(dir, TOKENIZER)));
+            return Tokenizer.fromJson(HadoopFiles.readText(fs, new Path(dir, TOKENIZER)));
         } catch (IllegalArgumentException e) {
             throw new UserError(dir + "/" + TOKENIZER + ": " + e.getMessage());
         }
@@ -134,7 +122,7 @@ public final class Checkpoint {
     private static JsonNode readRoot(FileSystem fs, Path dir) throws IOException {
         JsonNode root;
         try {
-            root = JSON.readTree(readText(fs, new Path(dir, CONFIG)));
+            root = JSON.readTree(HadoopFiles.readText(fs, new Path(dir, CONFIG)));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new UserError(dir + "/" + CONFIG + ": not valid JSON (" + e.getOriginalMessage() + ")");
         } catch (FileNotFoundException e) {
@@ -168,7 +156,7 @@ public final class Checkpoint {
             } catch (Exception e) {
                 throw new UserError(dir + "/" + CONFIG + ": invalid model section (" + e.getMessage().split("\n")[0] + ")");
             }
-            CharTokenizer tokenizer = readTokenizer(fs, dir);
+            Tokenizer tokenizer = readTokenizer(fs, dir);
             if (tokenizer.vocabSize() != model.vocabSize)
                 throw new UserError(dir + ": tokenizer has " + tokenizer.vocabSize() + " tokens but the model expects " + model.vocabSize);
             JsonNode s = root.path("state");
@@ -202,11 +190,4 @@ public final class Checkpoint {
         }
     }
 
-    private static String readText(FileSystem fs, Path p) throws IOException {
-        try (InputStream in = fs.open(p)) {
-            byte[] bytes = in.readNBytes(MAX_JSON_BYTES + 1);
-            if (bytes.length > MAX_JSON_BYTES) throw new IOException(p + " is too large");
-            return new String(bytes, StandardCharsets.UTF_8);
-        }
-    }
 }

@@ -30,6 +30,11 @@ public final class Corpus {
     private Corpus() {}
 
     public static String read(String uri, Configuration hadoop) {
+        return read(uri, hadoop, "--data");
+    }
+
+    /** The same, with errors naming the given flag. */
+    public static String read(String uri, Configuration hadoop, String flag) {
         Path path = new Path(uri);
         try {
             FileSystem fs = path.getFileSystem(hadoop);
@@ -39,17 +44,17 @@ public final class Corpus {
                 List<FileStatus> files = new ArrayList<>();
                 collect(fs, path, files);
                 files.sort(Comparator.comparing(f -> f.getPath().toString()));
-                if (files.isEmpty()) throw new UserError("--data " + uri + ": folder has no files");
-                for (FileStatus f : files) appendFile(fs, f.getPath(), text);
+                if (files.isEmpty()) throw new UserError(flag + " " + uri + ": folder has no files");
+                for (FileStatus f : files) appendFile(fs, f.getPath(), text, flag);
             } else {
-                appendFile(fs, path, text);
+                appendFile(fs, path, text, flag);
             }
-            if (text.length() == 0) throw new UserError("--data " + uri + ": no text (empty input)");
+            if (text.length() == 0) throw new UserError(flag + " " + uri + ": no text (empty input)");
             return text.toString();
         } catch (FileNotFoundException e) {
-            throw new UserError("--data " + uri + ": no such file or folder");
+            throw new UserError(flag + " " + uri + ": no such file or folder");
         } catch (IOException e) {
-            throw new UserError("--data " + uri + ": cannot read (" + e.getMessage() + ")");
+            throw new UserError(flag + " " + uri + ": cannot read (" + e.getMessage() + ")");
         }
     }
 
@@ -62,14 +67,14 @@ public final class Corpus {
         }
     }
 
-    private static void appendFile(FileSystem fs, Path file, StringBuilder text) throws IOException {
+    private static void appendFile(FileSystem fs, Path file, StringBuilder text, String flag) throws IOException {
         try (InputStream in = fs.open(file)) {
-            if (file.getName().toLowerCase().endsWith(".zip")) appendZip(in, file, text);
-            else appendText(in.readAllBytes(), file.toString(), text);
+            if (file.getName().toLowerCase().endsWith(".zip")) appendZip(in, file, text, flag);
+            else appendText(in.readAllBytes(), file.toString(), text, flag);
         }
     }
 
-    private static void appendZip(InputStream raw, Path file, StringBuilder text) throws IOException {
+    private static void appendZip(InputStream raw, Path file, StringBuilder text, String flag) throws IOException {
         boolean jdkSources = file.getName().equals("src.zip");
         int kept = 0;
         try (ZipInputStream zip = new ZipInputStream(raw, StandardCharsets.UTF_8)) {
@@ -81,7 +86,7 @@ public final class Corpus {
                 if (jdkSources && !(name.startsWith("java.base/") && name.endsWith(".java"))) continue;
                 ByteArrayOutputStream buf = new ByteArrayOutputStream();
                 zip.transferTo(buf);
-                entries.add(new String[]{name, decode(buf.toByteArray(), file + "!" + name)});
+                entries.add(new String[]{name, decode(buf.toByteArray(), file + "!" + name, flag)});
             }
             entries.sort(Comparator.comparing(a -> a[0]));
             for (String[] entry : entries) {
@@ -90,24 +95,24 @@ public final class Corpus {
                 kept++;
             }
         }
-        if (kept == 0) throw new UserError("--data " + file + ": zip has no usable entries");
+        if (kept == 0) throw new UserError(flag + " " + file + ": zip has no usable entries");
     }
 
-    private static void appendText(byte[] bytes, String name, StringBuilder text) {
+    private static void appendText(byte[] bytes, String name, StringBuilder text, String flag) {
         if (bytes.length == 0) return;
-        String s = decode(bytes, name);
+        String s = decode(bytes, name, flag);
         if (text.length() > 0) text.append('\n');
         text.append(s);
     }
 
-    private static String decode(byte[] bytes, String name) {
+    private static String decode(byte[] bytes, String name, String flag) {
         for (int i = 0; i < Math.min(bytes.length, 8192); i++)
-            if (bytes[i] == 0) throw new UserError("--data " + name + ": looks binary (NUL byte at offset " + i + "), expected UTF-8 text");
+            if (bytes[i] == 0) throw new UserError(flag + " " + name + ": looks binary (NUL byte at offset " + i + "), expected UTF-8 text");
         try {
             return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
         } catch (CharacterCodingException e) {
-            throw new UserError("--data " + name + ": not valid UTF-8 text");
+            throw new UserError(flag + " " + name + ": not valid UTF-8 text");
         }
     }
 

@@ -6,6 +6,7 @@ import org.apache.logging.log4j.Logger;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.sparkformer.worker.generate.Sampler;
 import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.tokenizer.StreamingDecoder;
 
 import java.io.FileInputStream;
 import java.io.IOException;
@@ -23,6 +24,8 @@ import java.util.Properties;
  *   scripts/sparkformer train [--data PATH|URI] [--preset tiny|baby|small|gpt2-124m] [--steps N] [--out DIR]
  *                             [--master local[*]] [--config FILE] [--resume DIR] [--overwrite] [--KEY VALUE ...]
  *   scripts/sparkformer bench --preset small [--steps N] [--threads K] [--forward-only] [--profile]
+ *   scripts/sparkformer prepare --input URI[,URI...] --tokenizer char|bpe|gpt2:FOLDER|DIR [--vocab-size N] --out URI
+ *   scripts/sparkformer tokenize --tokenizer DIR|gpt2:FOLDER --input FILE
  *   scripts/sparkformer generate --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
  * </pre>
  */
@@ -66,8 +69,10 @@ public final class Main {
         return switch (command) {
             case "train" -> train(flags, out);
             case "generate" -> generate(flags, out);
-            case "bench" -> Bench.run(flags, out);
-            default -> throw new UserError("unknown command '" + command + "' (try: train, generate, help)");
+            case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out) : Bench.run(flags, out);
+            case "prepare" -> prepare(flags, out);
+            case "tokenize" -> tokenize(flags, out);
+            default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, bench, help)");
         };
     }
 
@@ -138,6 +143,41 @@ public final class Main {
         return 0;
     }
 
+    private static int prepare(Map<String, String> flags, PrintStream out) throws IOException {
+        List<String> known = List.of("input", "tokenizer", "vocab-size", "out", "val-fraction", "invalid-utf8", "text-field", "master", "overwrite");
+        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for prepare");
+        String input = flags.get("input"), outUri = flags.get("out");
+        if (input == null || input.isBlank()) throw new UserError("--input: required (files, folders or globs, comma-separated)");
+        if (outUri == null || outUri.isBlank()) throw new UserError("--out: required (the dataset folder to write)");
+        double valFraction = doubleFlag(flags, "val-fraction", 0.1);
+        if (!(valFraction >= 0 && valFraction < 1)) throw new UserError("--val-fraction must be in [0, 1), got " + valFraction);
+        TextInput.Invalid invalid;
+        try {
+            invalid = TextInput.Invalid.valueOf(flags.getOrDefault("invalid-utf8", "fail").toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--invalid-utf8: expected fail, replace or skip, got '" + flags.get("invalid-utf8") + "'");
+        }
+        Prepare.Options o = new Prepare.Options(List.of(input.split(",")), flags.getOrDefault("tokenizer", "bpe"),
+                intFlag(flags, "vocab-size", 8192), outUri, valFraction, invalid, flags.getOrDefault("text-field", "text"),
+                Boolean.parseBoolean(flags.getOrDefault("overwrite", "false")));
+        try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(flags.getOrDefault("master", "local[*]")))) {
+            out.println(Prepare.describe(Prepare.run(sc, o)));
+        }
+        return 0;
+    }
+
+    private static int tokenize(Map<String, String> flags, PrintStream out) {
+        for (String k : flags.keySet()) if (!List.of("tokenizer", "input").contains(k)) throw new UserError("unknown flag --" + k + " for tokenize");
+        if (!flags.containsKey("tokenizer")) throw new UserError("--tokenizer: required (a folder, tokenizer.json, or gpt2:FOLDER)");
+        if (!flags.containsKey("input")) throw new UserError("--input: required (a UTF-8 text file)");
+        Configuration hadoop = new Configuration();
+        org.sparkformer.worker.tokenizer.Tokenizer tokenizer = TokenizerFiles.load(flags.get("tokenizer"), hadoop, "--tokenizer");
+        StringBuilder sb = new StringBuilder();
+        for (int id : tokenizer.encode(Corpus.read(flags.get("input"), hadoop, "--input"))) sb.append(id).append('\n');
+        out.print(sb);
+        return 0;
+    }
+
     private static int generate(Map<String, String> flags, PrintStream out) {
         List<String> known = List.of("checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "seed");
         for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for generate");
@@ -160,8 +200,9 @@ public final class Main {
         if (ids.length == 0) throw new UserError("--prompt: must not be empty");
         GptConfig model = m.model();
         out.print(prompt);
+        StreamingDecoder decoder = new StreamingDecoder(m.tokenizer());
         new Sampler(m.graph(), model.blockSize).generate(ids, maxNew, temperature, topK, seed, id -> {
-            out.print(m.tokenizer().decode(new int[]{id}));
+            out.print(decoder.push(id));
             out.flush();
         });
         out.println();
@@ -172,7 +213,7 @@ public final class Main {
         return parsedFlag(flags, key, def, Integer::parseInt, "an integer");
     }
 
-    private static double doubleFlag(Map<String, String> flags, String key, double def) {
+    static double doubleFlag(Map<String, String> flags, String key, double def) {
         return parsedFlag(flags, key, def, Double::parseDouble, "a number");
     }
 
@@ -191,15 +232,21 @@ public final class Main {
             "usage: sparkformer <command> [--key value ...]",
             "",
             "  train      train a GPT on Spark (parameter averaging)",
-            "             --data PATH|URI (file, folder or zip; default: the JDK's java.base sources)",
+            "             --data PATH|URI (text file, folder or zip; default: the JDK's java.base sources;",
+            "                              or a dataset folder written by prepare)",
             "             --preset tiny|baby|small|gpt2-124m   --steps N | --epochs E   --out DIR   --master URL",
             "             --config FILE (properties)   --resume DIR   --overwrite",
             "             model: --n-layer --n-head --n-embd --block-size --dropout --tied-head --positional learned|sinusoidal",
             "             optimizer: --lr --min-lr --warmup-steps --beta1 --beta2 --weight-decay --grad-clip --batch-size",
             "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
             "             output: --samples --sample-tokens --seed",
+            "  prepare    text to token shards on Spark: --input URI[,URI...] (files, folders, globs; .txt, .gz, .jsonl)",
+            "             --out URI   --tokenizer char|bpe|gpt2:FOLDER|DIR (default bpe)   --vocab-size N (bpe, default 8192)",
+            "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",
+            "  tokenize   print token ids, one per line: --tokenizer DIR|tokenizer.json|gpt2:FOLDER --input FILE",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]",
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
+            "             or encoding speed of a tokenizer: --tokenizer DIR|gpt2:FOLDER [--input FILE]",
             "  help       this text");
 
 }

@@ -27,6 +27,8 @@ import org.sparkformer.worker.model.IterationSync;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
 import org.sparkformer.worker.tokenizer.CharTokenizer;
+import org.sparkformer.worker.tokenizer.Tokenizer;
+import org.apache.spark.util.SerializableConfiguration;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -47,6 +49,8 @@ import java.util.Locale;
 public final class Trainer {
     private static final Logger log = LogManager.getLogger(Trainer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** At most this many train / val tokens are read on the driver for its evaluation samples. */
+    static final long EVAL_SAMPLE_TOKENS = 4L << 20;
 
     private final TrainConfig cfg;
     private final String resume;
@@ -75,29 +79,54 @@ public final class Trainer {
         cfg.data = dataUri;
         cfg.out = runDir;
 
-        log.info("reading {}", dataUri);
-        String text = Corpus.read(dataUri, hadoop);
-        CharTokenizer tokenizer;
-        if (resume != null) {
-            tokenizer = Checkpoint.readTokenizer(resume, hadoop);
-            try {
-                tokenizer.encode(text);
-            } catch (IllegalArgumentException e) {
-                throw new UserError("--resume: the data's vocabulary differs from the checkpoint's (" + e.getMessage() + ")");
-            }
-        } else {
-            tokenizer = CharTokenizer.fromText(text);
-        }
-        int[] tokens = tokenizer.encode(text);
-        int nVal = (int) (tokens.length * cfg.valFraction);
-        int[] train = Arrays.copyOfRange(tokens, 0, tokens.length - nVal);
-        int[] val = Arrays.copyOfRange(tokens, tokens.length - nVal, tokens.length);
+        Tokenizer tokenizer;
+        int[] train, val;            // text: all tokens; dataset: the driver's evaluation samples only
+        long trainTokens;
+        WindowBatches.TokenSource source;
         int workers = cfg.workers > 0 ? cfg.workers : sc.defaultParallelism();
-        if (train.length < workers * (cfg.blockSize + 2L) || val.length < cfg.blockSize + 1)
-            throw new UserError("--data " + dataUri + ": too short (" + tokens.length + " characters) for block size "
-                    + cfg.blockSize + " on " + workers + " workers with " + (int) (cfg.valFraction * 100) + "% held out for validation");
+        Broadcast<int[]> broadcastTokens = null;
+        if (TokenDataset.isDataset(dataUri, hadoop)) {
+            TokenDataset data = TokenDataset.open(dataUri, hadoop);
+            log.info("dataset {}: {} train / {} val tokens in {} + {} shards, {} tokenizer", data.root, data.trainTokens, data.valTokens,
+                    data.train.size(), data.val.size(), data.tokenizer.kind());
+            tokenizer = data.tokenizer;
+            if (resume != null && !Checkpoint.readTokenizer(resume, hadoop).toJson().equals(tokenizer.toJson()))
+                throw new UserError("--resume: the checkpoint's tokenizer differs from the dataset's (" + data.root + " was prepared with another tokenizer)");
+            if (data.valTokens < cfg.blockSize + 1)
+                throw new UserError("--data " + dataUri + ": too few validation tokens (" + data.valTokens + ") for block size " + cfg.blockSize);
+            train = TokenDataset.read(data.train, 0, Math.min(data.trainTokens, EVAL_SAMPLE_TOKENS), hadoop);
+            val = TokenDataset.read(data.val, 0, Math.min(data.valTokens, EVAL_SAMPLE_TOKENS), hadoop);
+            trainTokens = data.trainTokens;
+            source = new TokenDataset.ShardSlice(data.train, data.trainTokens, sc.broadcast(new SerializableConfiguration(hadoop)));
+        } else {
+            log.info("reading {}", dataUri);
+            String text = Corpus.read(dataUri, hadoop);
+            if (resume != null) {
+                tokenizer = Checkpoint.readTokenizer(resume, hadoop);
+                try {
+                    tokenizer.encode(text);
+                } catch (IllegalArgumentException e) {
+                    throw new UserError("--resume: the data's vocabulary differs from the checkpoint's (" + e.getMessage() + ")");
+                }
+            } else {
+                tokenizer = CharTokenizer.fromText(text);
+            }
+            int[] tokens = tokenizer.encode(text);
+            int nVal = (int) (tokens.length * cfg.valFraction);
+            train = Arrays.copyOfRange(tokens, 0, tokens.length - nVal);
+            val = Arrays.copyOfRange(tokens, tokens.length - nVal, tokens.length);
+            if (val.length < cfg.blockSize + 1)
+                throw new UserError("--data " + dataUri + ": too short (" + tokens.length + " characters) for block size "
+                        + cfg.blockSize + " with " + (int) (cfg.valFraction * 100) + "% held out for validation");
+            trainTokens = train.length;
+            broadcastTokens = sc.broadcast(train);
+            source = new WindowBatches.BroadcastSlice(broadcastTokens);
+        }
+        if (trainTokens < workers * 2L * cfg.blockSize)
+            throw new UserError("--data " + dataUri + ": too short (" + trainTokens + " training tokens) for block size "
+                    + cfg.blockSize + " on " + workers + " workers (each needs " + 2 * cfg.blockSize + ")");
         if (cfg.epochs > 0)
-            cfg.steps = (int) Math.max(1, Math.ceil(cfg.epochs * train.length / ((double) cfg.batchSize * cfg.blockSize * workers)));
+            cfg.steps = (int) Math.max(1, Math.ceil(cfg.epochs * trainTokens / ((double) cfg.batchSize * cfg.blockSize * workers)));
 
         // the schedule follows this run's settings (e.g. a longer --steps); weights and Adam state come from the checkpoint
         Checkpoint.Loaded loaded = resume == null ? null : Checkpoint.load(resume, hadoop, true, cfg);
@@ -107,7 +136,7 @@ public final class Trainer {
                 : Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
         Checkpoint.State state = loaded != null ? loaded.state() : new Checkpoint.State();
         log.info("{}: {} parameters, vocab {}, {} train / {} val tokens, {} workers x batch {}, {} steps",
-                model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), train.length, val.length,
+                model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), trainTokens, val.length,
                 workers, cfg.batchSize, cfg.steps);
 
         ParameterAveragingTrainingMaster master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
@@ -120,7 +149,6 @@ public final class Trainer {
                 .saveUpdater(true)
                 .build();
         SparkComputationGraph spark = new SparkComputationGraph(sc, graph, master);
-        Broadcast<int[]> trainTokens = sc.broadcast(train);
         List<Integer> partitionIds = new ArrayList<>();
         for (int i = 0; i < workers; i++) partitionIds.add(i);
         JavaRDD<Integer> partitions = sc.parallelize(partitionIds, workers);
@@ -149,7 +177,7 @@ public final class Trainer {
             graph.getConfiguration().setIterationCount((int) state.step);
             master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip)));
             JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
-                    new WindowBatches(trainTokens, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
+                    new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
             spark.fitMultiDataSet(round);
             round.unpersist(false);
             double loss = spark.getScore();
@@ -181,7 +209,7 @@ public final class Trainer {
                 Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
             }
         }
-        trainTokens.destroy();
+        if (broadcastTokens != null) broadcastTokens.destroy();
         if (state.step < cfg.steps) return new Result(runDir, state.step, firstVal, lastVal, List.of());
 
         List<String> samples = sample(graph, model, tokenizer);
@@ -231,7 +259,7 @@ public final class Trainer {
         return sum / batches.size();
     }
 
-    private List<String> sample(ComputationGraph graph, GptConfig model, CharTokenizer tokenizer) {
+    private List<String> sample(ComputationGraph graph, GptConfig model, Tokenizer tokenizer) {
         List<String> out = new ArrayList<>();
         if (cfg.samples == 0 || cfg.sampleTokens == 0) return out;
         int[] prompt;

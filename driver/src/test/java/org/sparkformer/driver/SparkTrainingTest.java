@@ -129,7 +129,7 @@ class SparkTrainingTest {
         plain.setListeners(new GlobalNormClipping(c.gradClip));
         Broadcast<int[]> b = sc.broadcast(train);
         for (int step = 0; step < 20; step += 5) {
-            Iterator<MultiDataSet> batches = new WindowBatches(b, 1, c.seed, step, 5, c.batchSize, c.blockSize)
+            Iterator<MultiDataSet> batches = new WindowBatches(new WindowBatches.BroadcastSlice(b), 1, c.seed, step, 5, c.batchSize, c.blockSize)
                     .call(0, Collections.emptyIterator());
             while (batches.hasNext()) plain.fit(batches.next());
         }

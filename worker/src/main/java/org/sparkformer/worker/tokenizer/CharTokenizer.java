@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import java.io.Serializable;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -16,7 +15,7 @@ import java.util.TreeSet;
  * order. Text with a code point outside the vocabulary is refused with an error naming it (there is no
  * silent replacement). Saved as JSON: {"type":"char","codepoints":[...]}.
  */
-public final class CharTokenizer implements Serializable {
+public final class CharTokenizer implements Tokenizer {
     private static final long serialVersionUID = 1L;
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -37,9 +36,13 @@ public final class CharTokenizer implements Serializable {
         return new CharTokenizer(seen.stream().mapToInt(Integer::intValue).toArray());
     }
 
-    public int vocabSize() { return codepoints.length; }
+    @Override public int vocabSize() { return codepoints.length; }
 
-    public int[] encode(CharSequence text) {
+    @Override public String kind() { return "char"; }
+
+    @Override public int documentSeparator() { return -1; }
+
+    @Override public int[] encode(String text) {
         int[] cps = text.codePoints().toArray();
         int[] out = new int[cps.length];
         for (int i = 0; i < cps.length; i++) {
@@ -53,7 +56,7 @@ public final class CharTokenizer implements Serializable {
         return out;
     }
 
-    public String decode(int[] tokens) {
+    @Override public String decode(int[] tokens) {
         StringBuilder sb = new StringBuilder(tokens.length);
         for (int t : tokens) {
             if (t < 0 || t >= codepoints.length) throw new IllegalArgumentException("token id " + t + " outside vocabulary");
@@ -62,7 +65,7 @@ public final class CharTokenizer implements Serializable {
         return sb.toString();
     }
 
-    public String toJson() {
+    @Override public String toJson() {
         ObjectNode root = JSON.createObjectNode();
         root.put("type", "char");
         ArrayNode arr = root.putArray("codepoints");
