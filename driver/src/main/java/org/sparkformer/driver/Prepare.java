@@ -36,7 +36,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.TreeSet;
 
 /**
  * {@code sparkformer prepare}: text at Hadoop URIs to a tokenized dataset. Executors read the input splits,
@@ -74,7 +73,7 @@ final class Prepare {
         @SuppressWarnings("unchecked")
         JavaNewHadoopRDD<LongWritable, Text> lines = (JavaNewHadoopRDD<LongWritable, Text>) sc.newAPIHadoopFile(
                 String.join(",", files.keySet()), TextInputFormat.class, LongWritable.class, Text.class, readConf);
-        TextInput input = new TextInput(o.invalidUtf8(), o.textField(), files);
+        TextInput input = new TextInput(o.inputs(), o.invalidUtf8(), o.textField(), files);
 
         Tokenizer tokenizer = buildTokenizer(sc, lines, input, o, hadoop);
         int width = TokenShard.bytesPerToken(tokenizer.vocabSize());
@@ -88,9 +87,14 @@ final class Prepare {
             String tmpUri = tmp.toString();
             double valFraction = o.valFraction();
             List<String> written = lines.mapPartitionsWithInputSplit((split, records) -> {
-                TextInput.Chunk chunk = input.read(split, records);
-                return Collections.singletonList(writeShards(chunk, tok.value(), valFraction, width,
-                        TaskContext.getPartitionId(), tmpUri, conf.value().value())).iterator();
+                String entry;
+                try {
+                    entry = writeShards(input.read(split, records), tok.value(), valFraction, width,
+                            TaskContext.getPartitionId(), tmpUri, conf.value().value());
+                } catch (UserError e) {
+                    entry = JSON.createObjectNode().put("error", e.getMessage()).toString();
+                }
+                return Collections.singletonList(entry).iterator();
             }, true).collect();
             ObjectNode manifest = manifest(o, tokenizer, width, files, written);
             TokenizerFiles.save(tokenizer, outFs, tmp);
@@ -138,31 +142,15 @@ final class Prepare {
                                             Options o, Configuration hadoop) {
         switch (o.tokenizer()) {
             case "char": {
-                List<int[]> sets = lines.mapPartitionsWithInputSplit((split, records) -> {
-                    TreeSet<Integer> seen = new TreeSet<>();
-                    for (String doc : input.read(split, records).documents()) doc.codePoints().forEach(seen::add);
-                    return Collections.singletonList(seen.stream().mapToInt(Integer::intValue).toArray()).iterator();
-                }, true).collect();
-                TreeSet<Integer> all = new TreeSet<>();
-                for (int[] s : sets) for (int cp : s) all.add(cp);
-                if (all.isEmpty()) throw new UserError("--input " + String.join(",", o.inputs()) + ": no text (empty input)");
-                return new CharTokenizer(all.stream().mapToInt(Integer::intValue).toArray());
+                Map<String, Long> chars = count(lines, input, false);
+                return new CharTokenizer(chars.keySet().stream().mapToInt(c -> c.codePointAt(0)).sorted().toArray());
             }
             case "bpe": {
                 List<String> specials = List.of(ByteLevelBpe.END_OF_TEXT);
                 if (o.vocabSize() < BpeTrainer.minVocabSize(specials))
                     throw new UserError("--vocab-size " + o.vocabSize() + ": must be at least " + BpeTrainer.minVocabSize(specials)
                             + " (256 byte tokens + " + specials.size() + " special)");
-                Map<String, Long> counts = new HashMap<>(lines.mapPartitionsWithInputSplit((split, records) -> {
-                    Map<String, Long> local = new HashMap<>();
-                    for (String doc : input.read(split, records).documents())
-                        for (String part : doc.split(java.util.regex.Pattern.quote(ByteLevelBpe.END_OF_TEXT), -1))
-                            BpeTrainer.pieces(part, p -> local.merge(p, 1L, Long::sum));
-                    List<Tuple2<String, Long>> pairs = new ArrayList<>(local.size());
-                    local.forEach((k, v) -> pairs.add(new Tuple2<>(k, v)));
-                    return pairs.iterator();
-                }, true).mapToPair(t -> t).reduceByKey(Long::sum).collectAsMap());
-                if (counts.isEmpty()) throw new UserError("--input " + String.join(",", o.inputs()) + ": no text (empty input)");
+                Map<String, Long> counts = count(lines, input, true);
                 long t = System.nanoTime();
                 ByteLevelBpe bpe = BpeTrainer.train(counts, o.vocabSize(), specials);
                 log.info("BPE: {} distinct pieces, {} merges learned in {} s", counts.size(), bpe.merges().size(),
@@ -178,6 +166,38 @@ final class Prepare {
         }
     }
 
+    /** Marks a user error found on an executor: it travels back as data (no task retries, no stack trace in logs). */
+    private static final String ERROR = "\u0000error: ";
+
+    /**
+     * Counts over all input on the executors: code points (char) or GPT-2 regex pieces (bpe; special-token
+     * text excluded). Pieces never hold NUL (a NUL byte is refused), so the error key cannot collide.
+     */
+    private static Map<String, Long> count(JavaNewHadoopRDD<LongWritable, Text> lines, TextInput input, boolean pieces) {
+        Map<String, Long> counts = new HashMap<>(lines.mapPartitionsWithInputSplit((split, records) -> {
+            Map<String, Long> local = new HashMap<>();
+            try {
+                for (String doc : input.read(split, records).documents()) {
+                    if (!pieces) {
+                        doc.codePoints().forEach(cp -> local.merge(new String(Character.toChars(cp)), 1L, Long::sum));
+                        continue;
+                    }
+                    for (String part : doc.split(java.util.regex.Pattern.quote(ByteLevelBpe.END_OF_TEXT), -1))
+                        BpeTrainer.pieces(part, p -> local.merge(p, 1L, Long::sum));
+                }
+            } catch (UserError e) {
+                return List.of(new Tuple2<>(ERROR + e.getMessage(), 1L)).iterator();
+            }
+            List<Tuple2<String, Long>> pairs = new ArrayList<>(local.size());
+            local.forEach((k, v) -> pairs.add(new Tuple2<>(k, v)));
+            return pairs.iterator();
+        }, true).mapToPair(t -> t).reduceByKey(Long::sum).collectAsMap());
+        counts.keySet().stream().filter(k -> k.startsWith(ERROR)).sorted().findFirst()
+                .ifPresent(k -> { throw new UserError(k.substring(ERROR.length())); });
+        if (counts.isEmpty()) throw new UserError("--input " + String.join(",", input.inputs()) + ": no text (empty input)");
+        return counts;
+    }
+
     /** On an executor: tokenizes a split and writes its train and val shards; returns their manifest entry. */
     private static String writeShards(TextInput.Chunk chunk, Tokenizer tokenizer, double valFraction, int width, int partition,
                                       String tmpUri, Configuration hadoop) throws IOException {
@@ -185,8 +205,12 @@ final class Prepare {
         int separator = tokenizer.documentSeparator();
         for (int d = 0; d < chunk.documents().size(); d++) {
             String doc = chunk.documents().get(d);
-            if (tokenizer instanceof ByteLevelBpe bpe) bpe.encode(doc, ids);
-            else ids.addAll(tokenizer.encode(doc));
+            try {
+                if (tokenizer instanceof ByteLevelBpe bpe) bpe.encode(doc, ids);
+                else ids.addAll(tokenizer.encode(doc));
+            } catch (IllegalArgumentException e) {
+                throw new UserError("--input " + chunk.file() + ": " + e.getMessage() + " (tokenizer given by --tokenizer)");
+            }
             boolean complete = d < chunk.documents().size() - 1 || chunk.endsDocument();
             if (separator >= 0 && complete) ids.add(separator);
         }
@@ -217,6 +241,7 @@ final class Prepare {
             throws IOException {
         List<JsonNode> entries = new ArrayList<>();
         for (String w : written) entries.add(JSON.readTree(w));
+        for (JsonNode e : entries) if (e.has("error")) throw new UserError(e.get("error").asText());
         entries.sort(java.util.Comparator.comparingInt(e -> e.path("partition").asInt()));
         ObjectNode m = JSON.createObjectNode();
         m.put("format", TokenDataset.FORMAT);

@@ -34,15 +34,20 @@ final class TextInput implements Serializable {
     /** The documents of one split; {@code endsDocument}: its last document is complete. */
     record Chunk(String file, List<String> documents, boolean endsDocument, long bytes, long invalidBytes) {}
 
+    private final List<String> inputs;
     private final Invalid policy;
     private final String textField;
     private final Map<String, Long> fileLengths;
 
-    TextInput(Invalid policy, String textField, Map<String, Long> fileLengths) {
+    TextInput(List<String> inputs, Invalid policy, String textField, Map<String, Long> fileLengths) {
+        this.inputs = new ArrayList<>(inputs);
         this.policy = policy;
         this.textField = textField;
         this.fileLengths = fileLengths;
     }
+
+    /** The --input values, for messages. */
+    List<String> inputs() { return inputs; }
 
     static boolean isJsonLines(String name) {
         String n = name.toLowerCase(java.util.Locale.ROOT);

@@ -40,11 +40,15 @@ class SparkTrainingTest {
     @AfterAll static void stop() { if (sc != null) sc.close(); }
 
     static TrainConfig tinyConfig(Path out, int steps) {
+        return tinyConfig(out, steps, data.toString());
+    }
+
+    static TrainConfig tinyConfig(Path out, int steps, String data) {
         TrainConfig c = new TrainConfig();
         c.nLayer = 1; c.nHead = 2; c.nEmbd = 32; c.blockSize = 16; c.batchSize = 8;
         c.lr = 3e-3; c.steps = steps; c.evalInterval = 10; c.evalBatches = 4; c.averagingFrequency = 5;
         c.samples = 1; c.sampleTokens = 40; c.workers = 2;
-        c.data = data.toString();
+        c.data = data;
         c.out = out.toString();
         return c.validate();
     }
