@@ -81,4 +81,45 @@ class CliTest {
         assertEquals("sparkformer: --lr: expected a number, got 'abc'", stderr);
     }
 
+    static String output(String... args) throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        assertEquals(0, Main.run(args, new PrintStream(buf, true, StandardCharsets.UTF_8)));
+        return buf.toString(StandardCharsets.UTF_8);
+    }
+
+    /** prepare, tokenize and bench --tokenizer from the command line, on a tokenizer prepare trained. */
+    @Test void prepareThenTokenizeAndBenchTheTokenizer() throws Exception {
+        Path text = TestCorpus.write(tmp, "grammar.txt", TestCorpus.text(500, 3));
+        Path ds = tmp.resolve("ds");
+        String report = output("prepare", "--input", text.toString(), "--tokenizer", "bpe", "--vocab-size", "300",
+                "--out", ds.toString(), "--master", "local[1]");
+        assertTrue(report.startsWith("prepared file:" + ds), report);
+        Path sample = TestCorpus.write(tmp, "sample.txt", "the cat sees the moon.");
+        int[] ids = output("tokenize", "--tokenizer", ds.toString(), "--input", sample.toString()).lines().mapToInt(Integer::parseInt).toArray();
+        org.sparkformer.worker.tokenizer.Tokenizer tok = TokenizerFiles.load(ds.toString(), new org.apache.hadoop.conf.Configuration(), "--tokenizer");
+        assertArrayEquals(tok.encode("the cat sees the moon."), ids);
+        assertEquals("the cat sees the moon.", tok.decode(ids));
+        assertTrue(ids.length < 10, "learned merges make words single tokens: " + ids.length);
+
+        String bench = output("bench", "--tokenizer", ds.toString(), "--input", text.toString());
+        com.fasterxml.jackson.databind.JsonNode r = new com.fasterxml.jackson.databind.ObjectMapper().readTree(bench);
+        assertTrue(r.path("cold_mb_per_s").asDouble() > 0 && r.path("warm_mb_per_s").asDouble() > 0, bench);
+        assertEquals(300, r.path("vocab_size").asInt());
+
+        assertTrue(error("prepare", "--input", text.toString()).contains("--out: required"));
+        assertTrue(error("prepare", "--input", text.toString(), "--out", "x", "--invalid-utf8", "ignore").contains("--invalid-utf8: expected fail, replace or skip"));
+        assertTrue(error("prepare", "--input", text.toString(), "--out", "x", "--val-fraction", "1.5").contains("--val-fraction must be in [0, 1)"));
+        assertTrue(error("tokenize", "--tokenizer", "gpt2:" + tmp.resolve("nowhere"), "--input", sample.toString()).contains("no such file or folder"));
+        assertTrue(error("tokenize", "--tokenizer", ds.toString()).contains("--input: required"));
+    }
+
+    /** GPT-2's token ids for a file, as its reference implementation gives them (skipped without GPT-2's files). */
+    @Test void tokenizeWithGpt2Files() throws Exception {
+        Path gpt2 = null;
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null && gpt2 == null; dir = dir.getParent())
+            if (Files.exists(dir.resolve("shared/data/gpt2/vocab.json"))) gpt2 = dir.resolve("shared/data/gpt2");
+        org.junit.jupiter.api.Assumptions.assumeTrue(gpt2 != null, "GPT-2's files not found under ../shared/data/gpt2: skipped");
+        Path f = TestCorpus.write(tmp, "hello.txt", "hello <|endoftext|>");
+        assertEquals("31373\n220\n50256\n", output("tokenize", "--tokenizer", "gpt2:" + gpt2, "--input", f.toString()));
+    }
 }

@@ -99,6 +99,15 @@ class PrepareTest {
         assertEquals(m.get("val"), manifest(again).get("val"));
     }
 
+    @Test void globsAndCommaListsChooseTheFiles() throws Exception {
+        Path out = tmp.resolve("glob");
+        Prepare.run(sc, options(input + "/*.txt," + input + "/c.json?", "char", 0, out));
+        JsonNode m = manifest(out);
+        assertEquals(2, m.path("input").path("files").asInt());   // a.txt and c.jsonl; not b.txt.gz, not .hidden.txt
+        assertEquals(1 + jsonDocs.size(), m.path("input").path("documents").asInt());
+        assertTrue(prepareError(input + "/*.csv", "char", 0, tmp.resolve("glob-none")).contains("*.csv: no such file or folder"));
+    }
+
     @Test void charDatasetTrainsAndResumeRefusesAnotherTokenizer() throws Exception {
         Path ds = tmp.resolve("chars");
         Prepare.run(sc, options(input.resolve("a.txt").toString(), "char", 0, ds));
