@@ -88,7 +88,7 @@ final class Bench {
         }
         double median = median(ms);
         long tokensPerStep = (long) cfg.batchSize * model.blockSize;
-        double flopsPerToken = 6.0 * model.nonPositionParameterCount() + 12.0 * model.nLayer * model.nEmbd * model.blockSize;
+        double flopsPerToken = model.trainingFlopsPerToken();
         if (forwardOnly) flopsPerToken /= 3;
         double tokensPerSecond = tokensPerStep / (median / 1e3);
         double achieved = flopsPerToken * tokensPerSecond / 1e9;

@@ -72,7 +72,8 @@ public final class Main {
             case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out) : Bench.run(flags, out);
             case "prepare" -> prepare(flags, out);
             case "tokenize" -> tokenize(flags, out);
-            default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, bench, help)");
+            case "report" -> report(flags, out);
+            default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, report, bench, help)");
         };
     }
 
@@ -136,7 +137,7 @@ public final class Main {
         }
         boolean overwrite = Boolean.parseBoolean(flags.getOrDefault("overwrite", "false"));
         try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(cfg.master))) {
-            Trainer.Result r = new Trainer(cfg, resume, overwrite).run(sc);
+            Trainer.Result r = new Trainer(cfg, resume, overwrite).progress(Progress.choose(cfg.progress, out)).run(sc);
             for (int i = 0; i < r.samples().size(); i++) out.println("--- sample " + (i + 1) + " ---\n" + r.samples().get(i));
             out.printf("done: %d steps, val loss %.4f (first %.4f), run in %s%n", r.steps(), r.finalValLoss(), r.firstValLoss(), r.runDir());
         }
@@ -162,6 +163,18 @@ public final class Main {
                 Boolean.parseBoolean(flags.getOrDefault("overwrite", "false")));
         try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(flags.getOrDefault("master", "local[*]")))) {
             out.println(Prepare.describe(Prepare.run(sc, o)));
+        }
+        return 0;
+    }
+
+    private static int report(Map<String, String> flags, PrintStream out) throws IOException {
+        for (String k : flags.keySet()) if (!k.equals("run")) throw new UserError("unknown flag --" + k + " for report");
+        String run = flags.get("run");
+        if (run == null || run.isBlank()) throw new UserError("--run: required (a training run folder)");
+        try {
+            out.println("report: " + Report.write(run, new Configuration()));
+        } catch (java.io.FileNotFoundException e) {
+            throw new UserError("--run " + run + ": " + e.getMessage());
         }
         return 0;
     }
@@ -239,10 +252,12 @@ public final class Main {
             "             model: --n-layer --n-head --n-embd --block-size --dropout --tied-head --positional learned|sinusoidal",
             "             optimizer: --lr --min-lr --warmup-steps --beta1 --beta2 --weight-decay --grad-clip --batch-size",
             "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
-            "             output: --samples --sample-tokens --seed",
+            "             output: --samples --sample-tokens --seed --eval-sample-tokens (TensorBoard text at each eval)",
+            "             --tensorboard URI|none (default <out>/tb)   --progress auto|bar|log",
             "  prepare    text to token shards on Spark: --input URI[,URI...] (files, folders, globs; .txt, .gz, .jsonl)",
             "             --out URI   --tokenizer char|bpe|gpt2:FOLDER|DIR (default bpe)   --vocab-size N (bpe, default 8192)",
             "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",
+            "  report     report.html + loss.png for a run (also written when training ends): --run DIR",
             "  tokenize   print token ids, one per line: --tokenizer DIR|tokenizer.json|gpt2:FOLDER --input FILE",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]",
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",

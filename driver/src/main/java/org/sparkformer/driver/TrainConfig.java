@@ -44,7 +44,11 @@ public final class TrainConfig implements Serializable {
     // distribution
     public int workers = 0, averagingFrequency = 5;
     // evaluation and output
-    public int evalInterval = 100, evalBatches = 20, samples = 3, sampleTokens = 400;
+    public int evalInterval = 100, evalBatches = 20, samples = 3, sampleTokens = 400, evalSampleTokens = 100;
+    /** TensorBoard event folder: "" = &lt;out&gt;/tb, "none" = off, else any Hadoop URI. */
+    public String tensorboard = "";
+    /** Console status: auto (a redrawn line on a terminal, log lines otherwise), bar, log. */
+    public String progress = "auto";
     public double valFraction = 0.1;
     public long seed = 1337;
     public String data = "", out = "", master = "local[*]";
@@ -86,6 +90,9 @@ public final class TrainConfig implements Serializable {
                 case "eval-batches" -> evalBatches = positiveInt(value);
                 case "samples" -> samples = nonNegativeInt(value);
                 case "sample-tokens" -> sampleTokens = nonNegativeInt(value);
+                case "eval-sample-tokens" -> evalSampleTokens = nonNegativeInt(value);
+                case "tensorboard" -> tensorboard = value.trim();
+                case "progress" -> progress = choice(value, "auto", "bar", "log");
                 case "val-fraction" -> valFraction = number(value);
                 case "seed" -> seed = Long.parseLong(value.trim());
                 case "data" -> data = value;
@@ -114,6 +121,7 @@ public final class TrainConfig implements Serializable {
         return switch (key) {
             case "preset" -> "tiny";
             case "positional" -> "learned";
+            case "progress" -> "auto";
             case "tied-head" -> "true";
             default -> "1";
         };

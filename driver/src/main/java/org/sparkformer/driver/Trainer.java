@@ -29,6 +29,7 @@ import org.sparkformer.worker.model.GptConfig;
 import org.sparkformer.worker.tokenizer.CharTokenizer;
 import org.sparkformer.worker.tokenizer.Tokenizer;
 import org.apache.spark.util.SerializableConfiguration;
+import org.apache.spark.util.DoubleAccumulator;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -56,6 +57,7 @@ public final class Trainer {
     private final String resume;
     private final boolean overwrite;
     private long stopAfter = Long.MAX_VALUE;
+    private Progress progress = new Progress.Log();
 
     public Trainer(TrainConfig cfg, String resume, boolean overwrite) {
         this.cfg = cfg;
@@ -66,6 +68,12 @@ public final class Trainer {
     /** Ends the run after this step (checkpoint written, no samples), as if the driver were killed there. */
     public Trainer stopAfter(long step) {
         this.stopAfter = step;
+        return this;
+    }
+
+    /** Where per-round status goes (default: log lines). */
+    public Trainer progress(Progress p) {
+        this.progress = p;
         return this;
     }
 
@@ -157,57 +165,94 @@ public final class Trainer {
         Path run = new Path(runDir);
         FileSystem fs = run.getFileSystem(hadoop);
         fs.mkdirs(run);
-        List<String> metrics = readMetrics(fs, run, state.step);
+        String tb = cfg.tensorboard.equals("none") ? null : cfg.tensorboard.isEmpty() ? runDir + "/tb" : cfg.tensorboard;
+        // MFU against a GEMM measured here, with the threads one replica has (the launcher gives each the same)
+        double gemmGflops = Bench.gemmGflops();
+        double flopsPerToken = model.trainingFlopsPerToken();
+        TaskTimes taskTimes = new TaskTimes();
+        sc.sc().addSparkListener(taskTimes);
+        DoubleAccumulator gradNorms = sc.sc().doubleAccumulator("grad_norm");
+        GlobalNormClipping.NormSink normSink = gradNorms::add;
         double firstVal = Double.NaN, lastVal = Double.NaN;
         long startNanos = System.nanoTime();
         double elapsedBefore = state.elapsedSeconds;
         long stepsAtStart = state.step;
 
-        if (state.step == 0) {
-            // before any update there is no training minibatch loss: measure the same fixed sample on train data
-            double trainLoss = evaluate(graph, evalBatches(train));
-            firstVal = lastVal = evaluate(graph, valBatches);
-            metrics.add(metric(state, trainLoss, lastVal, 0));
-            log.info("step 0/{} | loss {} | val {}", cfg.steps, fmt(trainLoss), fmt(lastVal));
-        }
-        while (state.step < cfg.steps && state.step < stopAfter) {
-            long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
-            int k = (int) Math.min(cfg.averagingFrequency, Math.min(cfg.steps, nextEval) - state.step);
-            long t0 = System.nanoTime();
-            graph.getConfiguration().setIterationCount((int) state.step);
-            master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip)));
-            JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
-                    new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
-            spark.fitMultiDataSet(round);
-            round.unpersist(false);
-            double loss = spark.getScore();
-            if (!Double.isFinite(loss))
-                throw new UserError("training diverged: loss is " + loss + " at step " + (state.step + k)
-                        + "; the last good checkpoint is kept; try a lower --lr (now " + cfg.lr + ")");
-            state.step += k;
-            state.tokens += (long) k * cfg.batchSize * cfg.blockSize * workers;
-            double seconds = (System.nanoTime() - t0) / 1e9;
-            double tokensPerSecond = (double) k * cfg.batchSize * cfg.blockSize * workers / seconds;
-            state.elapsedSeconds = elapsedBefore + (System.nanoTime() - startNanos) / 1e9;
-            double valLoss = Double.NaN;
-            boolean evalNow = state.step % cfg.evalInterval == 0 || state.step == cfg.steps;
-            if (evalNow) {
-                valLoss = lastVal = evaluate(graph, valBatches);
-                if (Double.isNaN(firstVal)) firstVal = valLoss;
+        try (RunLog runLog = new RunLog(fs, run, state.step, tb, hadoop)) {
+            if (tb != null) progress.event("TensorBoard events: " + runLog.tensorboardFile());
+            if (state.step == 0) {
+                // before any update there is no training minibatch loss: measure the same fixed sample on train data
+                double trainLoss = evaluate(graph, evalBatches(train));
+                firstVal = lastVal = evaluate(graph, valBatches);
+                ObjectNode m = metric(state, trainLoss, lastVal);
+                runLog.record(m);
+                evalSample(runLog, graph, model, tokenizer, state.step);
+                runLog.flush();
+                progress.event("step 0/" + cfg.steps + " | loss " + fmt(trainLoss) + " | val " + fmt(lastVal));
             }
-            metrics.add(metric(state, loss, valLoss, tokensPerSecond));
-            double eta = (state.elapsedSeconds - elapsedBefore) / (state.step - stepsAtStart) * (cfg.steps - state.step);
-            log.info("step {}/{} | loss {}{} | lr {} | {} tok/s | elapsed {} | eta {}", state.step, cfg.steps, fmt(loss),
-                    evalNow ? " | val " + fmt(valLoss) : "", String.format(Locale.ROOT, "%.2e", Optimizer.lrAt(cfg, state.step - 1)),
-                    String.format(Locale.ROOT, "%,.0f", tokensPerSecond), duration(state.elapsedSeconds), duration(eta));
-            writeMetrics(fs, run, metrics);
-            if (evalNow) {
-                if (valLoss < state.bestValLoss) {
-                    state.bestValLoss = valLoss;
-                    Checkpoint.save(runDir + "/ckpt/best", hadoop, cfg, model, tokenizer, graph, state);
+            while (state.step < cfg.steps && state.step < stopAfter) {
+                long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
+                int k = (int) Math.min(cfg.averagingFrequency, Math.min(cfg.steps, nextEval) - state.step);
+                long t0 = System.nanoTime(), roundStartMs = System.currentTimeMillis();
+                graph.getConfiguration().setIterationCount((int) state.step);
+                gradNorms.reset();
+                master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
+                JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
+                        new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
+                spark.fitMultiDataSet(round);
+                round.unpersist(false);
+                double loss = spark.getScore();
+                if (!Double.isFinite(loss))
+                    throw new UserError("training diverged: loss is " + loss + " at step " + (state.step + k)
+                            + "; the last good checkpoint is kept; try a lower --lr (now " + cfg.lr + ")");
+                state.step += k;
+                state.tokens += (long) k * cfg.batchSize * cfg.blockSize * workers;
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                double tokensPerSecond = (double) k * cfg.batchSize * cfg.blockSize * workers / seconds;
+                state.elapsedSeconds = elapsedBefore + (System.nanoTime() - startNanos) / 1e9;
+                TaskTimes.Round tasks = taskTimes.round(roundStartMs, (long) (seconds * 1000), k, workers);
+                for (TaskTimes.Straggler st : tasks.stragglers())
+                    log.warn("straggler at step {}: executor {} partition {} took {} ms, stage median {} ms", state.step,
+                            st.executor(), st.partition(), st.ms(), st.medianMs());
+
+                ObjectNode m = metric(state, loss, Double.NaN);
+                m.put("tokens_per_s", tokensPerSecond);
+                m.put("mfu", tokensPerSecond * flopsPerToken / (workers * gemmGflops * 1e9));
+                if (gradNorms.count() > 0) m.put("grad_norm", gradNorms.avg());
+                m.put("task_ms_median", tasks.medianMs());
+                m.put("task_ms_max", tasks.maxMs());
+                m.put("sync_ms", tasks.syncMs());
+                ObjectNode perExecutor = m.putObject(RunLog.EXECUTOR_STEP_MS);
+                tasks.executorStepMs().forEach(perExecutor::put);
+                if (!tasks.stragglers().isEmpty()) m.set("stragglers", JSON.valueToTree(tasks.stragglers()));
+
+                double eta = (state.elapsedSeconds - elapsedBefore) / (state.step - stepsAtStart) * (cfg.steps - state.step);
+                progress.round(new Progress.Status(state.step, cfg.steps, loss, Optimizer.lrAt(cfg, state.step - 1), tokensPerSecond,
+                        state.elapsedSeconds, eta));
+                boolean evalNow = state.step % cfg.evalInterval == 0 || state.step == cfg.steps;
+                if (evalNow) {
+                    double valLoss = lastVal = evaluate(graph, valBatches);
+                    if (Double.isNaN(firstVal)) firstVal = valLoss;
+                    m.put("val_loss", valLoss);
+                    progress.event("step " + state.step + "/" + cfg.steps + " | loss " + fmt(loss) + " | val " + fmt(valLoss)
+                            + " | elapsed " + duration(state.elapsedSeconds));
                 }
-                Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
+                runLog.record(m);
+                if (evalNow) {
+                    evalSample(runLog, graph, model, tokenizer, state.step);
+                    runLog.flush();
+                    if (m.get("val_loss").asDouble() < state.bestValLoss) {
+                        state.bestValLoss = m.get("val_loss").asDouble();
+                        Checkpoint.save(runDir + "/ckpt/best", hadoop, cfg, model, tokenizer, graph, state);
+                    }
+                    Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
+                } else {
+                    runLog.flush();
+                }
             }
+        } finally {
+            sc.sc().removeSparkListener(taskTimes);
+            progress.close();
         }
         if (broadcastTokens != null) broadcastTokens.destroy();
         if (state.step < cfg.steps) return new Result(runDir, state.step, firstVal, lastVal, List.of());
@@ -219,6 +264,11 @@ public final class Trainer {
             try (FSDataOutputStream out = fs.create(new Path(run, "samples.txt"), true)) {
                 out.write(all.toString().getBytes(StandardCharsets.UTF_8));
             }
+        }
+        try {
+            log.info("report: {}", Report.write(runDir, hadoop));
+        } catch (IOException | RuntimeException e) {
+            log.warn("could not write the run report ({}); the run itself is complete", e.toString());
         }
         return new Result(runDir, state.step, firstVal, lastVal, samples);
     }
@@ -262,52 +312,39 @@ public final class Trainer {
     private List<String> sample(ComputationGraph graph, GptConfig model, Tokenizer tokenizer) {
         List<String> out = new ArrayList<>();
         if (cfg.samples == 0 || cfg.sampleTokens == 0) return out;
-        int[] prompt;
-        try {
-            prompt = tokenizer.encode("\n");
-        } catch (IllegalArgumentException e) {
-            prompt = new int[]{0};
-        }
+        int[] prompt = prompt(tokenizer);
         Sampler sampler = new Sampler(graph, model.blockSize);
         for (int i = 0; i < cfg.samples; i++)
             out.add(tokenizer.decode(sampler.generate(prompt, cfg.sampleTokens, 0.8, 0, cfg.seed + i, null)));
         return out;
     }
 
-    private String metric(Checkpoint.State s, double loss, double val, double tokensPerSecond) {
+    /** The fields every metrics line has; a round adds throughput, gradient norm and Spark task times. */
+    private ObjectNode metric(Checkpoint.State s, double loss, double val) {
         ObjectNode m = JSON.createObjectNode();
         m.put("step", s.step);
         m.put("tokens", s.tokens);
         if (Double.isFinite(loss)) m.put("train_loss", loss);
         if (Double.isFinite(val)) m.put("val_loss", val);
         m.put("lr", Optimizer.lrAt(cfg, Math.max(0, s.step - 1)));
-        m.put("tokens_per_s", tokensPerSecond);
         m.put("elapsed_s", s.elapsedSeconds);
-        return m.toString();
+        return m;
     }
 
-    /** On resume, keep the metrics logged up to the checkpoint's step and drop any logged after it. */
-    private static List<String> readMetrics(FileSystem fs, Path run, long upToStep) throws IOException {
-        List<String> lines = new ArrayList<>();
-        Path p = new Path(run, "metrics.jsonl");
-        if (upToStep == 0 || !fs.exists(p)) return lines;
-        try (var in = fs.open(p)) {
-            for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
-                if (line.isBlank()) continue;
-                if (JSON.readTree(line).path("step").asLong() <= upToStep) lines.add(line);
-            }
-        }
-        return lines;
+    /** A short greedy-free sample at an evaluation, as TensorBoard text (eval-sample-tokens, 0 = none). */
+    private void evalSample(RunLog runLog, ComputationGraph graph, GptConfig model, Tokenizer tokenizer, long step) throws IOException {
+        if (cfg.evalSampleTokens == 0) return;
+        int[] prompt = prompt(tokenizer);
+        String text = tokenizer.decode(new Sampler(graph, model.blockSize).generate(prompt, cfg.evalSampleTokens, 0.8, 0, cfg.seed, null));
+        runLog.text("samples", step, text);
     }
 
-    private static void writeMetrics(FileSystem fs, Path run, List<String> lines) throws IOException {
-        Path tmp = new Path(run, ".metrics.jsonl.tmp");
-        try (FSDataOutputStream out = fs.create(tmp, true)) {
-            out.write((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8));
+    private static int[] prompt(Tokenizer tokenizer) {
+        try {
+            return tokenizer.encode("\n");
+        } catch (IllegalArgumentException e) {
+            return new int[]{0};
         }
-        Path dst = new Path(run, "metrics.jsonl");
-        fs.delete(dst, false);
-        fs.rename(tmp, dst);
     }
 
     static String fmt(double v) { return String.format(Locale.ROOT, "%.4f", v); }

@@ -59,6 +59,11 @@ public final class GptConfig implements Serializable {
         return embeddings + nLayer * block + head;
     }
 
+    /** nanoGPT's training FLOPs per token: 6N + 12·L·C·T (forward and backward, attention included). */
+    public double trainingFlopsPerToken() {
+        return 6.0 * nonPositionParameterCount() + 12.0 * nLayer * nEmbd * blockSize;
+    }
+
     /** Parameters without the position table: the N of nanoGPT's 6N + 12LCT FLOPs-per-token estimate. */
     public long nonPositionParameterCount() {
         return parameterCount() - (positional == Positional.LEARNED ? (long) blockSize * nEmbd : 0);

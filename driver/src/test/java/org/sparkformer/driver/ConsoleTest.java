@@ -1,0 +1,83 @@
+package org.sparkformer.driver;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** What a person (a terminal) and a log collector (a pipe, JSON logs) see of a real training process. */
+class ConsoleTest {
+    @TempDir Path tmp;
+
+    /** This JVM's flags (Spark's --add-opens, the log config) and class path, running Main with args. */
+    static List<String> java(String logConfig, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
+            if (a.startsWith("--add-opens") || (a.startsWith("-D") && !a.startsWith("-Dlog4j2.configurationFile"))) cmd.add(a);
+        cmd.add("-Dlog4j2.configurationFile=" + logConfig);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(args));
+        return cmd;
+    }
+
+    static Path conf(String name) {
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent())
+            if (Files.exists(dir.resolve("conf").resolve(name))) return dir.resolve("conf").resolve(name);
+        throw new AssertionError("conf/" + name + " not found");
+    }
+
+    String[] trainArgs(String out) throws Exception {
+        Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(800, 4));
+        return new String[]{"train", "--data", data.toString(), "--out", tmp.resolve(out).toString(), "--master", "local[1]",
+                "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
+                "--steps", "20", "--eval-interval", "10", "--averaging-frequency", "5", "--samples", "0", "--eval-sample-tokens", "0"};
+    }
+
+    static String[] run(List<String> cmd) throws Exception {
+        Path outFile = Files.createTempFile("out", ".txt"), errFile = Files.createTempFile("err", ".txt");
+        Process p = new ProcessBuilder(cmd).redirectOutput(outFile.toFile()).redirectError(errFile.toFile()).start();
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "finished");
+        String out = Files.readString(outFile, StandardCharsets.UTF_8), err = Files.readString(errFile, StandardCharsets.UTF_8);
+        assertEquals(0, p.exitValue(), out + err);
+        return new String[]{out, err};
+    }
+
+    @Test void pipedOutputGetsPlainJsonLogLines() throws Exception {
+        String[] r = run(java(conf("log4j2-json.xml").toString(), trainArgs("piped")));
+        assertFalse(r[0].contains("\u001b[2K"), "no redraws into a pipe");
+        ObjectMapper json = new ObjectMapper();
+        List<String> messages = new ArrayList<>();
+        for (String line : r[1].split("\n")) {
+            if (line.isBlank()) continue;
+            JsonNode n = json.readTree(line);   // every log line is one JSON object
+            assertTrue(n.has("@timestamp") && n.has("log.level"), line);
+            messages.add(n.path("message").asText());
+        }
+        for (int step : new int[]{5, 10, 15, 20})
+            assertTrue(messages.stream().anyMatch(m -> m.startsWith("step " + step + "/20 | loss")), "a line per round: " + messages);
+    }
+
+    @Test void terminalGetsOneRedrawnLine() throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/script")), "util-linux script(1) not installed: no pseudo-terminal");
+        StringBuilder shell = new StringBuilder();
+        for (String a : java(conf("log4j2.xml").toString(), trainArgs("tty"))) shell.append('\'').append(a.replace("'", "'\\''")).append("' ");
+        shell.append("2>/dev/null");
+        String[] r = run(List.of("/usr/bin/script", "-qec", shell.toString(), "/dev/null"));
+        String tty = r[0];
+        for (int step : new int[]{5, 10, 15, 20})
+            assertTrue(tty.contains(Progress.Bar.REDRAW + "step " + step + "/20 ["), "redrawn status for step " + step + ": " + tty);
+        assertTrue(tty.contains(Progress.Bar.REDRAW + "step 10/20 | loss"), "evaluations stay as lines");
+        assertTrue(tty.contains("done: 20 steps"));
+    }
+}
