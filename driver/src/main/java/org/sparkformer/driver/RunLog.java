@@ -27,7 +27,7 @@ final class RunLog implements Closeable {
     static final Map<String, String> TAGS = Map.of(
             "train_loss", "train/loss", "val_loss", "val/loss", "lr", "lr", "grad_norm", "grad_norm",
             "tokens_per_s", "tokens_per_s", "mfu", "mfu", "sync_ms", "spark/sync_ms",
-            "task_ms_median", "spark/task_ms_median", "task_ms_max", "spark/task_ms_max");
+            "task_ms_median", "spark/task_ms_median", "task_ms_max", "spark/task_ms_max", "straggler_count", "spark/stragglers");
     /** Per-executor step times: field {"executor id": ms} -> tag executor/ID/step_ms. */
     static final String EXECUTOR_STEP_MS = "executor_step_ms";
 

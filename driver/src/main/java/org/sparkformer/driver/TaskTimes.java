@@ -52,6 +52,11 @@ final class TaskTimes extends SparkListener {
             }
         }
         finished.removeIf(t -> t.launchMs() < sinceMs || tasks.contains(t));
+        return summarize(tasks, wallMs, steps);
+    }
+
+    /** The round's numbers from its tasks: the training stage is the one with the most task time. */
+    static Round summarize(List<Task> tasks, long wallMs, int steps) {
         if (tasks.isEmpty()) return new Round(0, 0, wallMs, Map.of(), List.of());
         Map<Integer, List<Task>> byStage = new TreeMap<>();
         for (Task t : tasks) byStage.computeIfAbsent(t.stage(), k -> new ArrayList<>()).add(t);

@@ -224,6 +224,7 @@ public final class Trainer {
                 m.put("sync_ms", tasks.syncMs());
                 ObjectNode perExecutor = m.putObject(RunLog.EXECUTOR_STEP_MS);
                 tasks.executorStepMs().forEach(perExecutor::put);
+                m.put("straggler_count", tasks.stragglers().size());
                 if (!tasks.stragglers().isEmpty()) m.set("stragglers", JSON.valueToTree(tasks.stragglers()));
 
                 double eta = (state.elapsedSeconds - elapsedBefore) / (state.step - stepsAtStart) * (cfg.steps - state.step);
