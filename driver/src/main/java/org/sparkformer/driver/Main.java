@@ -4,6 +4,9 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.sparkformer.worker.generate.KvCache;
+import org.sparkformer.worker.generate.NextToken;
+import org.sparkformer.worker.generate.Recompute;
 import org.sparkformer.worker.generate.Sampler;
 import org.sparkformer.worker.model.GptConfig;
 import org.sparkformer.worker.tokenizer.StreamingDecoder;
@@ -69,7 +72,8 @@ public final class Main {
         return switch (command) {
             case "train" -> train(flags, out);
             case "generate" -> generate(flags, out);
-            case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out) : Bench.run(flags, out);
+            case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out)
+                    : flags.containsKey("generate") ? GenerateBench.run(flags, out) : Bench.run(flags, out);
             case "prepare" -> prepare(flags, out);
             case "tokenize" -> tokenize(flags, out);
             case "report" -> report(flags, out);
@@ -99,7 +103,7 @@ public final class Main {
         return flags;
     }
 
-    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile");
+    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile", "no-cache", "generate");
 
     static TrainConfig trainConfig(Map<String, String> flags) {
         TrainConfig cfg = new TrainConfig();
@@ -192,18 +196,25 @@ public final class Main {
     }
 
     private static int generate(Map<String, String> flags, PrintStream out) {
-        List<String> known = List.of("checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "seed");
+        List<String> known = List.of("checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
+                "stop", "seed", "no-cache");
         for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for generate");
         String ckpt = flags.get("checkpoint");
         if (ckpt == null) throw new UserError("--checkpoint: required (a checkpoint or run directory)");
         int maxNew = intFlag(flags, "max-new-tokens", 200);
-        double temperature = doubleFlag(flags, "temperature", 0.8);
-        int topK = intFlag(flags, "top-k", 0);
-        long seed = intFlag(flags, "seed", 1337);
         if (maxNew < 0) throw new UserError("--max-new-tokens must be >= 0");
-        if (temperature < 0) throw new UserError("--temperature must be >= 0");
+        Sampler.Settings settings;
+        try {
+            settings = new Sampler.Settings(doubleFlag(flags, "temperature", 0.8), intFlag(flags, "top-k", 0),
+                    doubleFlag(flags, "top-p", 1.0), doubleFlag(flags, "repetition-penalty", 1.0), intFlag(flags, "seed", 1337));
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--" + e.getMessage().replace(" must", ": must").replace("repetition penalty", "repetition-penalty"));
+        }
+        List<String> stops = new java.util.ArrayList<>();
+        if (flags.containsKey("stop"))
+            for (String st : flags.get("stop").split("\\|")) if (!st.isEmpty()) stops.add(unescape(st));
         Checkpoint.Loaded m = Checkpoint.load(ckpt, new Configuration(), false);
-        String prompt = flags.getOrDefault("prompt", "\n");
+        String prompt = unescape(flags.getOrDefault("prompt", "\n"));
         int[] ids;
         try {
             ids = m.tokenizer().encode(prompt);
@@ -212,14 +223,44 @@ public final class Main {
         }
         if (ids.length == 0) throw new UserError("--prompt: must not be empty");
         GptConfig model = m.model();
+        NextToken next = flags.containsKey("no-cache") ? new Recompute(m.graph(), model.blockSize) : new KvCache(m.graph(), model);
         out.print(prompt);
         StreamingDecoder decoder = new StreamingDecoder(m.tokenizer());
-        new Sampler(m.graph(), model.blockSize).generate(ids, maxNew, temperature, topK, seed, id -> {
-            out.print(decoder.push(id));
+        StringBuilder text = new StringBuilder();
+        int[] printed = {0};
+        new Sampler(next).generate(ids, maxNew, settings, id -> {
+            text.append(decoder.push(id));
+            int cut = text.length();
+            for (String st : stops) {
+                int at = text.indexOf(st);
+                if (at >= 0) cut = Math.min(cut, at);
+            }
+            // hold back a tail that could still become a stop string
+            int safe = cut;
+            if (cut == text.length()) for (String st : stops) safe = Math.min(safe, Math.max(printed[0], text.length() - st.length() + 1));
+            out.print(text.substring(printed[0], safe));
             out.flush();
+            printed[0] = safe;
+            return cut == text.length();
         });
+        boolean stopped = false;
+        for (String st : stops) stopped |= text.indexOf(st) >= 0;
+        if (!stopped) out.print(text.substring(printed[0]));
         out.println();
         return 0;
+    }
+
+    /** \n, \t and \\ in flag values (prompts, stop strings typed on a shell). */
+    static String unescape(String s) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < s.length(); i++) {
+            char ch = s.charAt(i);
+            if (ch == '\\' && i + 1 < s.length()) {
+                char n = s.charAt(++i);
+                b.append(switch (n) { case 'n' -> '\n'; case 't' -> '\t'; case '\\' -> '\\'; default -> "" + '\\' + n; });
+            } else b.append(ch);
+        }
+        return b.toString();
     }
 
     static int intFlag(Map<String, String> flags, String key, int def) {
@@ -259,9 +300,11 @@ public final class Main {
             "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",
             "  report     report.html + loss.png for a run (also written when training ends): --run DIR",
             "  tokenize   print token ids, one per line: --tokenizer DIR|tokenizer.json|gpt2:FOLDER --input FILE",
-            "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]",
+            "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]",
+            "             [--repetition-penalty R] [--stop S1|S2] [--seed S] [--no-cache]   (\\n and \\t escapes in TEXT and S)",
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
             "             or encoding speed of a tokenizer: --tokenizer DIR|gpt2:FOLDER [--input FILE]",
+            "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
             "  help       this text");
 
 }

@@ -21,6 +21,7 @@ import org.deeplearning4j.spark.impl.paramavg.ParameterAveragingTrainingMaster;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.sparkformer.worker.data.Windows;
+import org.sparkformer.worker.generate.KvCache;
 import org.sparkformer.worker.generate.Sampler;
 import org.sparkformer.worker.model.GlobalNormClipping;
 import org.sparkformer.worker.model.IterationSync;
@@ -314,9 +315,9 @@ public final class Trainer {
         List<String> out = new ArrayList<>();
         if (cfg.samples == 0 || cfg.sampleTokens == 0) return out;
         int[] prompt = prompt(tokenizer);
-        Sampler sampler = new Sampler(graph, model.blockSize);
+        Sampler sampler = new Sampler(new KvCache(graph, model));
         for (int i = 0; i < cfg.samples; i++)
-            out.add(tokenizer.decode(sampler.generate(prompt, cfg.sampleTokens, 0.8, 0, cfg.seed + i, null)));
+            out.add(tokenizer.decode(sampler.generate(prompt, cfg.sampleTokens, Sampler.Settings.of(0.8, 0, cfg.seed + i), null)));
         return out;
     }
 
@@ -336,7 +337,8 @@ public final class Trainer {
     private void evalSample(RunLog runLog, ComputationGraph graph, GptConfig model, Tokenizer tokenizer, long step) throws IOException {
         if (cfg.evalSampleTokens == 0) return;
         int[] prompt = prompt(tokenizer);
-        String text = tokenizer.decode(new Sampler(graph, model.blockSize).generate(prompt, cfg.evalSampleTokens, 0.8, 0, cfg.seed, null));
+        String text = tokenizer.decode(new Sampler(new KvCache(graph, model)).generate(prompt, cfg.evalSampleTokens,
+                Sampler.Settings.of(0.8, 0, cfg.seed), null));
         runLog.text("samples", step, text);
     }
 

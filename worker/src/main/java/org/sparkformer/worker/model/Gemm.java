@@ -8,11 +8,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * {@code mmul} into a 'c'-order result runs at a third of the speed of {@code Nd4j.gemm} for our shapes
  * (25 vs 76 GFLOP/s on [1536,512]x[512,128], 2 threads), and transposes are flags, not copies.
  */
-final class Gemm {
+public final class Gemm {
     private Gemm() {}
 
     /** op(a) · op(b) as a new [m, n] row-major matrix. */
-    static INDArray mm(INDArray a, boolean transA, INDArray b, boolean transB) {
+    public static INDArray mm(INDArray a, boolean transA, INDArray b, boolean transB) {
         long m = transA ? a.size(1) : a.size(0), n = transB ? b.size(0) : b.size(1);
         INDArray out = Nd4j.createUninitialized(a.dataType(), new long[]{m, n}, 'c');
         Nd4j.gemm(a, b, out, transA, transB, 1.0, 0.0);
