@@ -77,7 +77,9 @@ public final class Main {
             case "prepare" -> prepare(flags, out);
             case "tokenize" -> tokenize(flags, out);
             case "report" -> report(flags, out);
-            default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, report, bench, help)");
+            case "export" -> export(flags, out);
+            case "import" -> importHf(flags, out);
+            default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, export, import, report, bench, help)");
         };
     }
 
@@ -168,6 +170,24 @@ public final class Main {
         try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(flags.getOrDefault("master", "local[*]")))) {
             out.println(Prepare.describe(Prepare.run(sc, o)));
         }
+        return 0;
+    }
+
+    private static int export(Map<String, String> flags, PrintStream out) throws IOException {
+        for (String k : flags.keySet()) if (!List.of("checkpoint", "format", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for export");
+        if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
+        if (!flags.containsKey("out")) throw new UserError("--out: required (the folder to write)");
+        String format = flags.getOrDefault("format", "hf");
+        if (!format.equals("hf")) throw new UserError("--format: only hf (Hugging Face GPT-2) is supported, got '" + format + "'");
+        out.println("exported " + HfGpt2.export(flags.get("checkpoint"), flags.get("out"), flags.containsKey("overwrite"), new Configuration()));
+        return 0;
+    }
+
+    private static int importHf(Map<String, String> flags, PrintStream out) throws IOException {
+        for (String k : flags.keySet()) if (!List.of("from", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for import");
+        if (!flags.containsKey("from")) throw new UserError("--from: required (a GPT-2-format folder: config.json, model.safetensors, tokenizer)");
+        if (!flags.containsKey("out")) throw new UserError("--out: required (the checkpoint folder to write)");
+        out.println("imported into " + HfGpt2.importFrom(flags.get("from"), flags.get("out"), flags.containsKey("overwrite"), new Configuration()));
         return 0;
     }
 
@@ -298,6 +318,8 @@ public final class Main {
             "  prepare    text to token shards on Spark: --input URI[,URI...] (files, folders, globs; .txt, .gz, .jsonl)",
             "             --out URI   --tokenizer char|bpe|gpt2:FOLDER|DIR (default bpe)   --vocab-size N (bpe, default 8192)",
             "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",
+            "  export     --checkpoint DIR --format hf --out DIR2 [--overwrite]: Hugging Face GPT2LMHeadModel folder",
+            "  import     --from HF_DIR --out CKPT [--overwrite]: a GPT-2-format folder into our checkpoint",
             "  report     report.html + loss.png for a run (also written when training ends): --run DIR",
             "  tokenize   print token ids, one per line: --tokenizer DIR|tokenizer.json|gpt2:FOLDER --input FILE",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]",
