@@ -11,6 +11,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.sparkformer.worker.io.ArrayIO;
+import org.sparkformer.worker.io.Int8Weights;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
 import org.sparkformer.worker.tokenizer.Tokenizer;
@@ -27,7 +28,8 @@ import java.nio.charset.StandardCharsets;
  * renamed into place, so a crash leaves the previous checkpoint intact.
  */
 public final class Checkpoint {
-    public static final String CONFIG = "config.json", TOKENIZER = "tokenizer.json", PARAMS = "params.bin", UPDATER = "updater.bin";
+    public static final String CONFIG = "config.json", TOKENIZER = "tokenizer.json", PARAMS = "params.bin", UPDATER = "updater.bin",
+            INT8 = "weights.q8";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Where training stands: enough to continue exactly (data order and LR schedule derive from step). */
@@ -44,6 +46,12 @@ public final class Checkpoint {
 
     public static void save(String uri, Configuration hadoop, TrainConfig config, GptConfig model, Tokenizer tokenizer,
                             ComputationGraph graph, State state) throws IOException {
+        save(uri, hadoop, config, model, tokenizer, graph, state, false);
+    }
+
+    /** @param int8 weight-only int8 weights (weights.q8) instead of params.bin + updater.bin: for inference, not resuming */
+    public static void save(String uri, Configuration hadoop, TrainConfig config, GptConfig model, Tokenizer tokenizer,
+                            ComputationGraph graph, State state, boolean int8) throws IOException {
         Path dir = new Path(uri);
         FileSystem fs = dir.getFileSystem(hadoop);
         Path tmp = FsCommit.temporary(dir);
@@ -63,9 +71,15 @@ public final class Checkpoint {
             s.put("data_seed", config.seed);
             s.put("lr_schedule_step", state.step);
             HadoopFiles.writeText(fs, new Path(tmp, TOKENIZER), tokenizer.toJson());
-            try (FSDataOutputStream out = fs.create(new Path(tmp, PARAMS), true)) { ArrayIO.write(graph.params(), out); }
-            INDArray updater = graph.getUpdater(true).getStateViewArray();
-            if (updater != null) try (FSDataOutputStream out = fs.create(new Path(tmp, UPDATER), true)) { ArrayIO.write(updater, out); }
+            if (int8) {
+                root.putObject("quantization").put("type", "int8").put("granularity", "per-output-channel").put("symmetric", true)
+                        .put("file", INT8);
+                try (FSDataOutputStream out = fs.create(new Path(tmp, INT8), true)) { Int8Weights.write(graph, out); }
+            } else {
+                try (FSDataOutputStream out = fs.create(new Path(tmp, PARAMS), true)) { ArrayIO.write(graph.params(), out); }
+                INDArray updater = graph.getUpdater(true).getStateViewArray();
+                if (updater != null) try (FSDataOutputStream out = fs.create(new Path(tmp, UPDATER), true)) { ArrayIO.write(updater, out); }
+            }
             HadoopFiles.writeText(fs, new Path(tmp, CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
             FsCommit.replace(fs, tmp, dir);
         } catch (IOException | RuntimeException e) {
@@ -168,7 +182,11 @@ public final class Checkpoint {
             state.elapsedSeconds = s.path("elapsed_s").asDouble();
 
             ComputationGraph graph = Gpt.build(model, Optimizer.updater(opt), opt.weightDecay, DataType.FLOAT);
-            try (InputStream in = fs.open(new Path(dir, PARAMS))) {
+            boolean int8 = root.has("quantization");
+            if (int8) {
+                if (withUpdater) throw new UserError(dir + ": an int8-quantized checkpoint is for inference (generate, eval), not for resuming training");
+                try (InputStream in = fs.open(new Path(dir, INT8))) { Int8Weights.read(in, graph, dir + "/" + INT8); }
+            } else try (InputStream in = fs.open(new Path(dir, PARAMS))) {
                 graph.setParams(ArrayIO.read(in, graph.numParams(), dir + "/" + PARAMS));
             }
             if (withUpdater) {

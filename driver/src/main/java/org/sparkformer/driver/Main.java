@@ -78,6 +78,8 @@ public final class Main {
             case "tokenize" -> tokenize(flags, out);
             case "report" -> report(flags, out);
             case "export" -> export(flags, out);
+            case "eval" -> eval(flags, out);
+            case "quantize" -> quantize(flags, out);
             case "import" -> importHf(flags, out);
             default -> throw new UserError("unknown command '" + command + "' (try: train, prepare, generate, tokenize, export, import, report, bench, help)");
         };
@@ -170,6 +172,45 @@ public final class Main {
         try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(flags.getOrDefault("master", "local[*]")))) {
             out.println(Prepare.describe(Prepare.run(sc, o)));
         }
+        return 0;
+    }
+
+    private static int eval(Map<String, String> flags, PrintStream out) throws IOException {
+        for (String k : flags.keySet())
+            if (!List.of("checkpoint", "data", "master", "batch-size", "max-tokens").contains(k)) throw new UserError("unknown flag --" + k + " for eval");
+        if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
+        if (!flags.containsKey("data")) throw new UserError("--data: required (text, or a dataset folder: its val split)");
+        int batch = intFlag(flags, "batch-size", 8);
+        if (batch < 1) throw new UserError("--batch-size must be >= 1");
+        long maxTokens = parsedFlag(flags, "max-tokens", 0L, Long::parseLong, "an integer");
+        try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf(flags.getOrDefault("master", "local[*]")))) {
+            Evaluate.Result r = Evaluate.run(sc, flags.get("checkpoint"), flags.get("data"), batch, maxTokens);
+            com.fasterxml.jackson.databind.node.ObjectNode j = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+            j.put("mean_loss", r.meanLoss());
+            j.put("perplexity", r.perplexity());
+            j.put("bits_per_byte", r.bitsPerByte());
+            j.put("tokens", r.tokens());
+            j.put("bytes", r.bytes());
+            j.put("seconds", Math.round(r.seconds() * 10) / 10.0);
+            out.println(j);
+        }
+        return 0;
+    }
+
+    private static int quantize(Map<String, String> flags, PrintStream out) throws IOException {
+        for (String k : flags.keySet()) if (!List.of("checkpoint", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for quantize");
+        if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
+        if (!flags.containsKey("out")) throw new UserError("--out: required (the quantized checkpoint folder to write)");
+        Configuration hadoop = new Configuration();
+        org.apache.hadoop.fs.Path dst = new org.apache.hadoop.fs.Path(flags.get("out"));
+        org.apache.hadoop.fs.FileSystem fs = dst.getFileSystem(hadoop);
+        if (fs.exists(dst) && !flags.containsKey("overwrite")) throw new UserError("--out " + dst + " already exists: choose another path or pass --overwrite");
+        Checkpoint.Loaded m = Checkpoint.load(flags.get("checkpoint"), hadoop, false);
+        Checkpoint.save(flags.get("out"), hadoop, m.config(), m.model(), m.tokenizer(), m.graph(), m.state(), true);
+        org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(Checkpoint.resolve(flags.get("checkpoint"), hadoop));
+        long before = fs.getFileStatus(new org.apache.hadoop.fs.Path(src, Checkpoint.PARAMS)).getLen();
+        long after = fs.getFileStatus(new org.apache.hadoop.fs.Path(dst, Checkpoint.INT8)).getLen();
+        out.printf(java.util.Locale.ROOT, "quantized %s: weights %,d -> %,d bytes (%.1f%% of float32)%n", fs.makeQualified(dst), before, after, 100.0 * after / before);
         return 0;
     }
 
@@ -318,6 +359,9 @@ public final class Main {
             "  prepare    text to token shards on Spark: --input URI[,URI...] (files, folders, globs; .txt, .gz, .jsonl)",
             "             --out URI   --tokenizer char|bpe|gpt2:FOLDER|DIR (default bpe)   --vocab-size N (bpe, default 8192)",
             "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",
+            "  eval       --checkpoint DIR --data URI (text, or a dataset's val split) [--batch-size 8] [--max-tokens N] [--master URL]:",
+            "             mean loss, perplexity, bits per byte",
+            "  quantize   --checkpoint DIR --out DIR2 [--overwrite]: weight-only int8 (per output channel) for generate and eval",
             "  export     --checkpoint DIR --format hf --out DIR2 [--overwrite]: Hugging Face GPT2LMHeadModel folder",
             "  import     --from HF_DIR --out CKPT [--overwrite]: a GPT-2-format folder into our checkpoint",
             "  report     report.html + loss.png for a run (also written when training ends): --run DIR",

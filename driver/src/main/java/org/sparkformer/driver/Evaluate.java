@@ -1,0 +1,94 @@
+package org.sparkformer.driver;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.util.SerializableConfiguration;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.nd4j.linalg.factory.Nd4j;
+import org.sparkformer.worker.data.Windows;
+import org.sparkformer.worker.model.Gpt;
+import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code sparkformer eval --checkpoint DIR --data URI}: mean cross-entropy, perplexity and bits per byte on
+ * held-out text. The token stream (a text's tokens, or a prepared dataset's val shards) is cut into
+ * non-overlapping (T+1)-token windows; every window's T next-token predictions are scored. Spark spreads
+ * the windows: each partition rebuilds the model from broadcast weights, reads its slice of the tokens
+ * (dataset shards straight from the file system) and returns (nats, tokens, bytes). Bytes are the UTF-8
+ * bytes the scored tokens decode to, so bits per byte compares models with different tokenizers.
+ */
+final class Evaluate {
+    record Result(double meanLoss, double perplexity, double bitsPerByte, long tokens, long bytes, double seconds) {}
+
+    private Evaluate() {}
+
+    static Result run(JavaSparkContext sc, String checkpoint, String data, int batchSize, long maxTokens) throws IOException {
+        long t0 = System.nanoTime();
+        Configuration hadoop = sc.hadoopConfiguration();
+        Checkpoint.Loaded m = Checkpoint.load(checkpoint, hadoop, false);
+        GptConfig model = m.model();
+        Tokenizer tok = m.tokenizer();
+        WindowBatches.TokenSource source;
+        long total;
+        if (TokenDataset.isDataset(data, hadoop)) {
+            TokenDataset d = TokenDataset.open(data, hadoop);
+            if (!d.tokenizer.toJson().equals(tok.toJson()))
+                throw new UserError("--data " + data + ": prepared with another tokenizer than the checkpoint's");
+            if (d.valTokens == 0) throw new UserError("--data " + data + ": has no validation tokens");
+            source = new TokenDataset.ShardSlice(d.val, d.valTokens, sc.broadcast(new SerializableConfiguration(hadoop)));
+            total = d.valTokens;
+        } else {
+            String text = Corpus.read(data, hadoop);
+            int[] tokens;
+            try {
+                tokens = tok.encode(text);
+            } catch (IllegalArgumentException e) {
+                throw new UserError("--data " + data + ": " + e.getMessage());
+            }
+            source = new WindowBatches.BroadcastSlice(sc.broadcast(tokens));
+            total = tokens.length;
+        }
+        if (maxTokens > 0) total = Math.min(total, maxTokens);
+        int parts = Math.max(1, (int) Math.min(sc.defaultParallelism(), total / (model.blockSize + 1)));
+        if (total < model.blockSize + 1) throw new UserError("--data " + data + ": fewer than " + (model.blockSize + 1) + " tokens to evaluate");
+        Broadcast<float[]> params = sc.broadcast(m.graph().params().toFloatVector());
+        long limit = total;
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < parts; i++) ids.add(i);
+        double[] sums = sc.parallelize(ids, parts).mapPartitionsWithIndex((partition, ignored) -> {
+            int[] tokens = source.tokens(partition, parts);   // this partition's slice of the stream
+            int end = (int) Math.min(tokens.length, (limit + parts - 1) / parts);
+            return List.of(score(model, params.value(), tok, tokens, 0, end, batchSize)).iterator();
+        }, true).reduce((a, b) -> new double[]{a[0] + b[0], a[1] + b[1], a[2] + b[2]});
+        double mean = sums[0] / sums[1];
+        return new Result(mean, Math.exp(mean), sums[0] / Math.log(2) / sums[2], (long) sums[1], (long) sums[2], (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** (nats, tokens, bytes) over non-overlapping windows of tokens[from, to). */
+    static double[] score(GptConfig model, float[] params, Tokenizer tok, int[] tokens, int from, int to, int batchSize) {
+        ComputationGraph g = Gpt.build(model, new org.nd4j.linalg.learning.config.Sgd(0), 0, DataType.FLOAT,
+                Nd4j.create(params, new long[]{1, params.length}, 'c'));
+        int t = model.blockSize;
+        List<Integer> starts = new ArrayList<>();
+        for (int s = from; s + t + 1 <= to; s += t) starts.add(s);
+        double nats = 0, bytes = 0;
+        long scored = 0;
+        for (int i = 0; i < starts.size(); i += batchSize) {
+            int[] batch = starts.subList(i, Math.min(starts.size(), i + batchSize)).stream().mapToInt(Integer::intValue).toArray();
+            MultiDataSet ds = Windows.batch(tokens, batch, t);
+            nats += g.score(ds, false) * batch.length * t;   // the score is the mean over B·T predictions
+            scored += (long) batch.length * t;
+            for (int s : batch) bytes += tok.decode(java.util.Arrays.copyOfRange(tokens, s + 1, s + t + 1)).getBytes(StandardCharsets.UTF_8).length;
+        }
+        return new double[]{nats, scored, bytes};
+    }
+}
