@@ -71,6 +71,10 @@ public final class Main {
         Map<String, String> flags = parseFlags(args, 1);
         return switch (command) {
             case "train" -> train(flags, out);
+            case "distill" -> {
+                if (!flags.containsKey("teacher")) throw new UserError("--teacher: required (the checkpoint to distill from)");
+                yield train(flags, out);
+            }
             case "generate" -> generate(flags, out);
             case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out)
                     : flags.containsKey("generate") ? GenerateBench.run(flags, out) : Bench.run(flags, out);
@@ -366,6 +370,8 @@ public final class Main {
             "  import     --from HF_DIR --out CKPT [--overwrite]: a GPT-2-format folder into our checkpoint",
             "  report     report.html + loss.png for a run (also written when training ends): --run DIR",
             "  tokenize   print token ids, one per line: --tokenizer DIR|tokenizer.json|gpt2:FOLDER --input FILE",
+            "  distill    train a student on the teacher's soft targets: --teacher DIR [--distill-alpha 0.5]",
+            "             [--distill-temperature 2.0] and every train flag (e.g. --preset tiny --data ...)",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]",
             "             [--repetition-penalty R] [--stop S1|S2] [--seed S] [--no-cache]   (\\n and \\t escapes in TEXT and S)",
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",

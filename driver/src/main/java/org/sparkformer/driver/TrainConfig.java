@@ -47,6 +47,9 @@ public final class TrainConfig implements Serializable {
     public int evalInterval = 100, evalBatches = 20, samples = 3, sampleTokens = 400, evalSampleTokens = 100;
     /** TensorBoard event folder: "" = &lt;out&gt;/tb, "none" = off, else any Hadoop URI. */
     public String tensorboard = "";
+    /** Knowledge distillation: the teacher checkpoint ("" = none), the weight of the hard labels, the temperature. */
+    public String teacher = "";
+    public double distillAlpha = 0.5, distillTemperature = 2.0;
     /** Console status: auto (a redrawn line on a terminal, log lines otherwise), bar, log. */
     public String progress = "auto";
     public double valFraction = 0.1;
@@ -92,6 +95,9 @@ public final class TrainConfig implements Serializable {
                 case "sample-tokens" -> sampleTokens = nonNegativeInt(value);
                 case "eval-sample-tokens" -> evalSampleTokens = nonNegativeInt(value);
                 case "tensorboard" -> tensorboard = value.trim();
+                case "teacher" -> teacher = value.trim();
+                case "distill-alpha" -> distillAlpha = number(value);
+                case "distill-temperature" -> distillTemperature = number(value);
                 case "progress" -> progress = choice(value, "auto", "bar", "log");
                 case "val-fraction" -> valFraction = number(value);
                 case "seed" -> seed = Long.parseLong(value.trim());
@@ -138,6 +144,8 @@ public final class TrainConfig implements Serializable {
         if (weightDecay < 0) throw new UserError("--weight-decay must be >= 0, got " + weightDecay);
         if (valFraction <= 0 || valFraction >= 1) throw new UserError("--val-fraction must be in (0, 1), got " + valFraction);
         if (epochs < 0) throw new UserError("--epochs must be >= 0, got " + epochs);
+        if (distillAlpha < 0 || distillAlpha > 1) throw new UserError("--distill-alpha must be in [0, 1], got " + distillAlpha);
+        if (!(distillTemperature > 0)) throw new UserError("--distill-temperature must be > 0, got " + distillTemperature);
         return this;
     }
 
@@ -150,6 +158,10 @@ public final class TrainConfig implements Serializable {
         c.nLayer = nLayer; c.nHead = nHead; c.nEmbd = nEmbd; c.blockSize = blockSize; c.vocabSize = vocabSize;
         c.dropout = dropout; c.tiedHead = tiedHead; c.seed = seed;
         c.positional = GptConfig.Positional.valueOf(positional.toUpperCase(Locale.ROOT));
+        if (!teacher.isEmpty()) {
+            c.distillAlpha = distillAlpha;
+            c.distillTemperature = distillTemperature;
+        }
         return c;
     }
 

@@ -88,6 +88,7 @@ public final class Trainer {
         cfg.data = dataUri;
         cfg.out = runDir;
 
+        Checkpoint.Loaded teacherCkpt = cfg.teacher.isEmpty() ? null : Checkpoint.load(cfg.teacher, hadoop, false);
         Tokenizer tokenizer;
         int[] train, val;            // text: all tokens; dataset: the driver's evaluation samples only
         long trainTokens;
@@ -99,6 +100,8 @@ public final class Trainer {
             log.info("dataset {}: {} train / {} val tokens in {} + {} shards, {} tokenizer", data.root, data.trainTokens, data.valTokens,
                     data.train.size(), data.val.size(), data.tokenizer.kind());
             tokenizer = data.tokenizer;
+            if (teacherCkpt != null && !teacherCkpt.tokenizer().toJson().equals(tokenizer.toJson()))
+                throw new UserError("--teacher " + cfg.teacher + ": its tokenizer differs from the dataset's (a student learns the teacher's vocabulary)");
             if (resume != null && !Checkpoint.readTokenizer(resume, hadoop).toJson().equals(tokenizer.toJson()))
                 throw new UserError("--resume: the checkpoint's tokenizer differs from the dataset's (" + data.root + " was prepared with another tokenizer)");
             if (data.valTokens < cfg.blockSize + 1)
@@ -110,12 +113,13 @@ public final class Trainer {
         } else {
             log.info("reading {}", dataUri);
             String text = Corpus.read(dataUri, hadoop);
-            if (resume != null) {
-                tokenizer = Checkpoint.readTokenizer(resume, hadoop);
+            if (resume != null || teacherCkpt != null) {
+                tokenizer = resume != null ? Checkpoint.readTokenizer(resume, hadoop) : teacherCkpt.tokenizer();
                 try {
                     tokenizer.encode(text);
                 } catch (IllegalArgumentException e) {
-                    throw new UserError("--resume: the data's vocabulary differs from the checkpoint's (" + e.getMessage() + ")");
+                    throw new UserError((resume != null ? "--resume" : "--teacher") + ": the data's vocabulary differs from the checkpoint's ("
+                            + e.getMessage() + ")");
                 }
             } else {
                 tokenizer = CharTokenizer.fromText(text);
@@ -162,6 +166,16 @@ public final class Trainer {
         for (int i = 0; i < workers; i++) partitionIds.add(i);
         JavaRDD<Integer> partitions = sc.parallelize(partitionIds, workers);
         List<MultiDataSet> valBatches = evalBatches(val);
+        Teacher teacher = null;
+        if (teacherCkpt != null) {
+            if (teacherCkpt.model().blockSize < model.blockSize)
+                throw new UserError("--teacher " + cfg.teacher + ": its block size " + teacherCkpt.model().blockSize + " is below the student's " + model.blockSize);
+            if (teacherCkpt.model().vocabSize != model.vocabSize)
+                throw new UserError("--teacher " + cfg.teacher + ": vocabulary " + teacherCkpt.model().vocabSize + " differs from the student's " + model.vocabSize);
+            teacher = new Teacher(teacherCkpt.model(), sc.broadcast(teacherCkpt.graph().params().toFloatVector()));
+            log.info("distilling from {} ({} parameters): alpha {}, temperature {}", cfg.teacher,
+                    String.format(Locale.ROOT, "%,d", teacherCkpt.graph().numParams()), cfg.distillAlpha, cfg.distillTemperature);
+        }
 
         Path run = new Path(runDir);
         FileSystem fs = run.getFileSystem(hadoop);
@@ -199,7 +213,7 @@ public final class Trainer {
                 gradNorms.reset();
                 master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
-                        new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize), true);
+                        new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher), true);
                 spark.fitMultiDataSet(round);
                 round.unpersist(false);
                 double loss = spark.getScore();

@@ -39,6 +39,13 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
     private final int parts;
     private final long seed, step;
     private final int batches, batchSize, blockSize;
+    private Teacher teacher;
+
+    /** Distillation: each minibatch also carries the teacher's logits. */
+    WindowBatches teacher(Teacher t) {
+        this.teacher = t;
+        return this;
+    }
 
     WindowBatches(TokenSource source, int parts, long seed, long step, int batches, int batchSize, int blockSize) {
         this.source = source;
@@ -61,8 +68,10 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
         if (tokens.length < 2 * blockSize) return java.util.Collections.emptyIterator();
         int[] starts = Windows.epochStarts(tokens.length, blockSize, seed, partition, step * batchSize, batches * batchSize);
         List<MultiDataSet> out = new ArrayList<>(batches);
-        for (int b = 0; b < batches; b++)
-            out.add(Windows.batch(tokens, Arrays.copyOfRange(starts, b * batchSize, (b + 1) * batchSize), blockSize));
+        for (int b = 0; b < batches; b++) {
+            MultiDataSet batch = Windows.batch(tokens, Arrays.copyOfRange(starts, b * batchSize, (b + 1) * batchSize), blockSize);
+            out.add(teacher == null ? batch : teacher.label(batch));
+        }
         return out.iterator();
     }
 }

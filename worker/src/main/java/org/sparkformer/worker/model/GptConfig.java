@@ -24,11 +24,17 @@ public final class GptConfig implements Serializable {
     public boolean tiedHead = true;
     public Positional positional = Positional.LEARNED;
     public long seed = 1337;
+    /**
+     * Knowledge distillation (used when a batch's labels carry teacher logits, [B, T, 1 + V]): loss =
+     * alpha CE(labels) + (1 - alpha) T^2 KL(softmax(teacher / T) || softmax(student / T)).
+     */
+    public double distillAlpha = 1.0, distillTemperature = 1.0;
 
     public GptConfig copy() {
         GptConfig c = new GptConfig();
         c.nLayer = nLayer; c.nHead = nHead; c.nEmbd = nEmbd; c.blockSize = blockSize; c.vocabSize = vocabSize;
         c.dropout = dropout; c.tiedHead = tiedHead; c.positional = positional; c.seed = seed;
+        c.distillAlpha = distillAlpha; c.distillTemperature = distillTemperature;
         return c;
     }
 
@@ -40,6 +46,8 @@ public final class GptConfig implements Serializable {
         require(blockSize >= 1, "block-size must be >= 1, got " + blockSize);
         require(vocabSize >= 1, "vocab-size must be >= 1, got " + vocabSize);
         require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);
+        require(distillAlpha >= 0 && distillAlpha <= 1, "distill-alpha must be in [0, 1], got " + distillAlpha);
+        require(distillTemperature > 0, "distill-temperature must be > 0, got " + distillTemperature);
         return this;
     }
 

@@ -12,6 +12,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.DataSet;
 import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 import org.nd4j.common.primitives.Pair;
 
@@ -29,6 +30,11 @@ import java.util.List;
  * the flattened parameter and gradient vectors, so the head reaches wte through the same buffer at the
  * known offset {@code wteOffset} (negative: wte lies before the head). Backward overwrites wte's
  * gradient; TokenEmbedding, which runs after it in backprop, adds its own part.
+ *
+ * <p>Distillation: labels [B, T, 1 + V] carry the next-token id in channel 0 and a teacher's logits after
+ * it; the loss is then α·CE + (1−α)·τ²·KL(softmax(teacher/τ) ‖ softmax(student/τ)), whose gradient with
+ * respect to the student's logits is α(p − onehot) + (1−α)·τ·(softmax(student/τ) − softmax(teacher/τ)),
+ * each over N. Plain [B, T] labels (evaluation) give the cross-entropy alone.
  */
 public class LmHead extends GptLayerConf {
     public static final String LNG = "lng", LNB = "lnb", WLM = "wlm";
@@ -36,6 +42,7 @@ public class LmHead extends GptLayerConf {
     private int vocabSize;
     private boolean tied;
     private long wteOffset;
+    private double distillAlpha = 1.0, distillTemperature = 1.0;
 
     protected LmHead() {}
 
@@ -45,9 +52,13 @@ public class LmHead extends GptLayerConf {
         this.vocabSize = c.vocabSize;
         this.tied = c.tiedHead;
         this.wteOffset = wteOffset;
+        this.distillAlpha = c.distillAlpha;
+        this.distillTemperature = c.distillTemperature;
     }
 
     public int getVocabSize() { return vocabSize; }
+    public double getDistillAlpha() { return distillAlpha; }
+    public double getDistillTemperature() { return distillTemperature; }
     public boolean isTied() { return tied; }
     public long getWteOffset() { return wteOffset; }
 
@@ -117,12 +128,14 @@ public class LmHead extends GptLayerConf {
             }
         }
 
-        /** Mean cross-entropy; also leaves dlogits = (softmax - onehot) / N for backward. */
+        /** Mean cross-entropy (or the distillation loss); also leaves dlogits = dLoss/dlogits for backward. */
         private double lossAndDlogits() {
             INDArray x = input3d();
             INDArray logits = logits2d(x);
             long n = b * t;
-            int[] y = labels.castTo(DataType.INT32).reshape(n).toIntVector();
+            boolean distill = labels.rank() == 3;
+            INDArray hard = distill ? labels.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0)) : labels;
+            int[] y = hard.castTo(DataType.INT32).reshape(n).toIntVector();
             INDArray z = logits.subColumnVector(logits.max(true, 1));
             INDArray e = Transforms.exp(z, true);
             INDArray sum = e.sum(true, 1);
@@ -136,10 +149,28 @@ public class LmHead extends GptLayerConf {
             INDArray probs = e.diviColumnVector(sum);
             for (int i = 0; i < n; i++) probs.putScalar(i, y[i], probs.getDouble(i, y[i]) - 1.0);
             dlogits = probs.divi(n);
+            double loss = total / n;
+            if (distill) {
+                LmHead cfg = layerConf();
+                double alpha = cfg.distillAlpha, tau = cfg.distillTemperature;
+                INDArray teacher = labels.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(1, 1 + cfg.vocabSize))
+                        .dup('c').reshape(n, cfg.vocabSize).castTo(dataType);
+                INDArray logPt = logSoftmax(teacher.div(tau)), logPs = logSoftmax(logits.div(tau));
+                INDArray pt = Transforms.exp(logPt, true);
+                double kl = pt.mul(logPt.sub(logPs)).sumNumber().doubleValue() / n;
+                INDArray dKl = Transforms.exp(logPs, true).subi(pt).muli(tau * (1 - alpha) / n);   // τ²·(1/τ)·(ps − pt)
+                dlogits.muli(alpha).addi(dKl);
+                loss = alpha * loss + (1 - alpha) * tau * tau * kl;
+            }
             cachedInput = input;
             cachedLabels = labels;
-            cachedLoss = total / n;
+            cachedLoss = loss;
             return cachedLoss;
+        }
+
+        private static INDArray logSoftmax(INDArray z) {
+            INDArray shifted = z.subColumnVector(z.max(true, 1));
+            return shifted.subiColumnVector(Transforms.log(Transforms.exp(shifted, true).sum(true, 1), true));
         }
 
         @Override

@@ -105,6 +105,23 @@ class GradientCheckTest {
         assertTrue(check(g, continuous(c), ids(4, c.vocabSize)));
     }
 
+    /** Distillation labels [B, T, 1 + V]: the next-token id, then a teacher's logits. */
+    @Test void twoBlockModelDistilling() {
+        GptConfig c = small(true, GptConfig.Positional.LEARNED);
+        c.distillAlpha = 0.3;
+        c.distillTemperature = 2.0;
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        INDArray hard = ids(14, c.vocabSize);
+        Nd4j.getRandom().setSeed(15);
+        INDArray labels = Nd4j.concat(2, hard.reshape(B, T, 1), Nd4j.randn(DataType.DOUBLE, B, T, c.vocabSize).muli(2));
+        assertTrue(check(g, ids(16, c.vocabSize), labels));
+        // alpha 1 is plain cross-entropy; a teacher equal to the student makes the KL term vanish
+        INDArray in = ids(16, c.vocabSize);
+        double ce = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, hard), false);
+        INDArray self = Nd4j.concat(2, hard.reshape(B, T, 1), Gpt.logits(g, in));
+        assertEquals(0.3 * ce, g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, self), false), 1e-9);
+    }
+
     @Test void embeddingAloneLearnedAndSinusoidal() {
         for (GptConfig.Positional pos : GptConfig.Positional.values()) {
             GptConfig c = small(false, pos);
