@@ -88,6 +88,9 @@ final class Evaluate {
             nats += g.score(ds, false) * batch.length * t;   // the score is the mean over B·T predictions
             scored += (long) batch.length * t;
             for (int s : batch) bytes += tok.decode(java.util.Arrays.copyOfRange(tokens, s + 1, s + t + 1)).getBytes(StandardCharsets.UTF_8).length;
+            // inference outside a training step allocates off-heap arrays that only a GC frees; with little heap
+            // pressure none comes (measured: small preset, +1.6 GB per 10 s): collect now and then
+            if (i / batchSize % 4 == 3) System.gc();
         }
         return new double[]{nats, scored, bytes};
     }
