@@ -372,6 +372,13 @@ public final class Trainer {
         return s >= 3600 ? String.format("%dh%02dm", s / 3600, s / 60 % 60) : String.format("%dm%02ds", s / 60, s % 60);
     }
 
+    /** The --add-opens Spark and ND4J need on Java 17 (the launcher passes the same to the driver). */
+    static final String JAVA17_FLAGS = String.join(" ",
+            java.util.stream.Stream.of("java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net", "java.nio", "java.util",
+                    "java.util.concurrent", "java.util.concurrent.atomic", "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs",
+                    "sun.security.action", "sun.util.calendar").map(p -> "--add-opens=java.base/" + p + "=ALL-UNNAMED").toList())
+            + " -Djdk.reflect.useDirectMethodHandle=false";
+
     /** A Spark configuration for our job; the master comes from spark-submit when set, else from --master. */
     public static SparkConf sparkConf(String master) {
         SparkConf conf = new SparkConf().setAppName("sparkformer");
@@ -379,6 +386,8 @@ public final class Trainer {
         conf.setIfMissing("spark.ui.enabled", "false");
         // executors in their own JVMs (cluster modes) get the same OpenMP behaviour as the launcher gives us
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
+        // executors in their own JVMs need what the driver's JVM needs on Java 17 (Spark's reflection into java.base)
+        conf.setIfMissing("spark.executor.extraJavaOptions", JAVA17_FLAGS);
         if (conf.get("spark.master").startsWith("local")) {
             // an embedded driver listens on loopback only; on a cluster Spark's own address choice stands
             conf.setIfMissing("spark.driver.host", "127.0.0.1");

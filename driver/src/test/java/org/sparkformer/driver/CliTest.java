@@ -113,13 +113,17 @@ class CliTest {
         assertTrue(error("tokenize", "--tokenizer", ds.toString()).contains("--input: required"));
     }
 
-    /** GPT-2's token ids for a file, as its reference implementation gives them (skipped without GPT-2's files). */
-    @Test void tokenizeWithGpt2Files() throws Exception {
-        Path gpt2 = null;
-        for (Path dir = Path.of("").toAbsolutePath(); dir != null && gpt2 == null; dir = dir.getParent())
-            if (Files.exists(dir.resolve("shared/data/gpt2/vocab.json"))) gpt2 = dir.resolve("shared/data/gpt2");
-        org.junit.jupiter.api.Assumptions.assumeTrue(gpt2 != null, "GPT-2's files not found under ../shared/data/gpt2: skipped");
-        Path f = TestCorpus.write(tmp, "hello.txt", "hello <|endoftext|>");
-        assertEquals("31373\n220\n50256\n", output("tokenize", "--tokenizer", "gpt2:" + gpt2, "--input", f.toString()));
+    /** gpt2:FOLDER reads GPT-2-format vocab.json + merges.txt (here ours, written by prepare; GPT-2's own are checked in the worker). */
+    @Test void tokenizeWithGpt2FormatFiles() throws Exception {
+        Path text = TestCorpus.write(tmp, "g.txt", TestCorpus.text(300, 6));
+        Path ds = tmp.resolve("ds-gpt2");
+        output("prepare", "--input", text.toString(), "--tokenizer", "bpe", "--vocab-size", "280", "--out", ds.toString(), "--master", "local[1]");
+        Path folder = Files.createDirectories(tmp.resolve("gpt2-format"));
+        Files.copy(ds.resolve("vocab.json"), folder.resolve("vocab.json"));
+        Files.copy(ds.resolve("merges.txt"), folder.resolve("merges.txt"));
+        Path f = TestCorpus.write(tmp, "hello.txt", "the moon <|endoftext|>");
+        String ids = output("tokenize", "--tokenizer", "gpt2:" + folder, "--input", f.toString());
+        assertEquals(output("tokenize", "--tokenizer", ds.toString(), "--input", f.toString()), ids);
+        assertTrue(ids.trim().endsWith("\n279"), "the special token is the last id: " + ids);
     }
 }
