@@ -24,10 +24,18 @@ import java.util.Map;
 final class RunLog implements Closeable {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** metrics.jsonl field -> TensorBoard tag. */
-    static final Map<String, String> TAGS = Map.of(
-            "train_loss", "train/loss", "val_loss", "val/loss", "lr", "lr", "grad_norm", "grad_norm",
-            "tokens_per_s", "tokens_per_s", "mfu", "mfu", "sync_ms", "spark/sync_ms",
-            "task_ms_median", "spark/task_ms_median", "task_ms_max", "spark/task_ms_max", "straggler_count", "spark/stragglers");
+    static final Map<String, String> TAGS = Map.ofEntries(
+            Map.entry("train_loss", "train/loss"),
+            Map.entry("val_loss", "val/loss"),
+            Map.entry("lr", "lr"),
+            Map.entry("grad_norm", "grad_norm"),
+            Map.entry("tokens_per_s", "tokens_per_s"),
+            Map.entry("mfu", "mfu"),
+            Map.entry("sync_ms", "spark/sync_ms"),
+            Map.entry("task_ms_median", "spark/task_ms_median"),
+            Map.entry("task_ms_max", "spark/task_ms_max"),
+            Map.entry("straggler_count", "spark/stragglers"),
+            Map.entry("failures", "spark/failures"));
     /** Per-executor step times: field {"executor id": ms} -> tag executor/ID/step_ms. */
     static final String EXECUTOR_STEP_MS = "executor_step_ms";
 

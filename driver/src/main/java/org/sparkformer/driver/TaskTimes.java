@@ -1,6 +1,8 @@
 package org.sparkformer.driver;
 
+import org.apache.spark.Success$;
 import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.scheduler.TaskInfo;
 
@@ -25,12 +27,32 @@ final class TaskTimes extends SparkListener {
     /** One round's summary. */
     record Round(long medianMs, long maxMs, long syncMs, Map<String, Double> executorStepMs, List<Straggler> stragglers) {}
 
+    /** Work lost since the last round: an executor gone, or a task that failed and was run again. */
+    record Loss(String executor, String what, long taskMs) {}
+
     private final ConcurrentLinkedQueue<Task> finished = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Loss> losses = new ConcurrentLinkedQueue<>();
 
     @Override public void onTaskEnd(SparkListenerTaskEnd end) {
         TaskInfo info = end.taskInfo();
         if (info == null) return;
+        if (end.reason() != Success$.MODULE$) {   // failed, killed or lost with its executor: Spark runs it again
+            losses.add(new Loss(info.executorId(), "task " + info.index() + " of stage " + end.stageId() + " failed: "
+                    + end.reason().getClass().getSimpleName().replace("$", ""), info.duration()));
+            return;
+        }
         finished.add(new Task(end.stageId(), info.executorId(), info.index(), info.launchTime(), info.duration()));
+    }
+
+    @Override public void onExecutorRemoved(SparkListenerExecutorRemoved removed) {
+        losses.add(new Loss(removed.executorId(), "executor removed: " + removed.reason(), 0));
+    }
+
+    /** The losses since the last call. */
+    List<Loss> drainLosses() {
+        List<Loss> out = new ArrayList<>();
+        for (Loss l; (l = losses.poll()) != null; ) out.add(l);
+        return out;
     }
 
     /**

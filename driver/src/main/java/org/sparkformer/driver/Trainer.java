@@ -226,6 +226,13 @@ public final class Trainer {
                 double tokensPerSecond = (double) k * cfg.batchSize * cfg.blockSize * workers / seconds;
                 state.elapsedSeconds = elapsedBefore + (System.nanoTime() - startNanos) / 1e9;
                 TaskTimes.Round tasks = taskTimes.round(roundStartMs, (long) (seconds * 1000), k, workers);
+                List<TaskTimes.Loss> lost = taskTimes.drainLosses();
+                if (!lost.isEmpty()) {
+                    long lostMs = lost.stream().mapToLong(TaskTimes.Loss::taskMs).sum();
+                    progress.event(String.format(Locale.ROOT, "steps %d-%d: %d failure(s) (%s); Spark re-ran the lost work on the "
+                                    + "remaining executors (%.1f task-seconds lost); training continues from the same parameters",
+                            state.step - k + 1, state.step, lost.size(), lost.get(0).what(), lostMs / 1000.0));
+                }
                 for (TaskTimes.Straggler st : tasks.stragglers())
                     log.warn("straggler at step {}: executor {} partition {} took {} ms, stage median {} ms", state.step,
                             st.executor(), st.partition(), st.ms(), st.medianMs());
@@ -240,6 +247,11 @@ public final class Trainer {
                 ObjectNode perExecutor = m.putObject(RunLog.EXECUTOR_STEP_MS);
                 tasks.executorStepMs().forEach(perExecutor::put);
                 m.put("straggler_count", tasks.stragglers().size());
+                if (!lost.isEmpty()) {
+                    m.put("failures", lost.size());
+                    m.put("lost_task_ms", lost.stream().mapToLong(TaskTimes.Loss::taskMs).sum());
+                    m.set("failure_details", JSON.valueToTree(lost));
+                }
                 if (!tasks.stragglers().isEmpty()) m.set("stragglers", JSON.valueToTree(tasks.stragglers()));
 
                 double eta = (state.elapsedSeconds - elapsedBefore) / (state.step - stepsAtStart) * (cfg.steps - state.step);
