@@ -400,6 +400,9 @@ public final class Trainer {
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
         // executors in their own JVMs need what the driver's JVM needs on Java 17 (Spark's reflection into java.base)
         conf.setIfMissing("spark.executor.extraJavaOptions", JAVA17_FLAGS);
+        // Kryo, with ND4J's registrator so INDArrays (DL4J's averaging results) serialise by their buffers
+        conf.setIfMissing("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
+        conf.setIfMissing("spark.kryo.registrator", "org.nd4j.kryo.Nd4jRegistrator");
         if (conf.get("spark.master").startsWith("local")) {
             // an embedded driver listens on loopback only; on a cluster Spark's own address choice stands
             conf.setIfMissing("spark.driver.host", "127.0.0.1");
