@@ -77,7 +77,8 @@ public final class Main {
             }
             case "generate" -> generate(flags, out);
             case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out)
-                    : flags.containsKey("generate") ? GenerateBench.run(flags, out) : Bench.run(flags, out);
+                    : flags.containsKey("generate") ? GenerateBench.run(flags, out)
+                    : flags.containsKey("scaling") ? ScalingBench.run(flags, out) : Bench.run(flags, out);
             case "prepare" -> prepare(flags, out);
             case "tokenize" -> tokenize(flags, out);
             case "report" -> report(flags, out);
@@ -111,7 +112,7 @@ public final class Main {
         return flags;
     }
 
-    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile", "no-cache", "generate");
+    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile", "no-cache", "generate", "scaling");
 
     static TrainConfig trainConfig(Map<String, String> flags) {
         TrainConfig cfg = new TrainConfig();
@@ -377,6 +378,7 @@ public final class Main {
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
             "             or encoding speed of a tokenizer: --tokenizer DIR|gpt2:FOLDER [--input FILE]",
             "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
+            "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60] [--averaging-frequency 10]",
             "  help       this text");
 
 }
