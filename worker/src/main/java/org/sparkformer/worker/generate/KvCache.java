@@ -35,7 +35,7 @@ public final class KvCache implements NextToken {
     private final Recompute window;                        // beyond the block size
     private int[] cached = new int[0];
     // scratch, one position
-    private final float[] x, h, qkv, y, att, hidden;
+    private final float[] x, h, qkv, y, att, hidden, proj;
 
     public KvCache(ComputationGraph graph, GptConfig config) {
         c = config;
@@ -64,6 +64,7 @@ public final class KvCache implements NextToken {
         head = c.tiedHead ? wte : floats(((LmHead.Impl) hl).weight());
         window = new Recompute(graph, T);
         x = new float[C]; h = new float[C]; qkv = new float[3 * C]; y = new float[C]; att = new float[T]; hidden = new float[4 * C];
+        proj = new float[C];
     }
 
     private static float[] floats(INDArray a) { return a.dup('c').reshape(a.length()).toFloatVector(); }
@@ -126,16 +127,11 @@ public final class KvCache implements NextToken {
         }
     }
 
-    /** acc += in · W + b. */
+    /** acc += in · W + b, for the two residual projections (m = C). */
     private void affineAdd(float[] in, int n, float[] w, float[] b, int m, float[] acc) {
-        float[] tmp = m == C ? y2() : new float[m];
-        affine(in, n, w, b, m, tmp);
-        for (int j = 0; j < m; j++) acc[j] += tmp[j];
+        affine(in, n, w, b, m, proj);
+        for (int j = 0; j < m; j++) acc[j] += proj[j];
     }
-
-    private float[] scratch;
-
-    private float[] y2() { return scratch == null ? scratch = new float[C] : scratch; }
 
     private static float dot(float[] a, int ao, float[] b, int bo, int n) {
         float s = 0;
