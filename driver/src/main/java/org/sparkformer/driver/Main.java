@@ -361,6 +361,7 @@ public final class Main {
             "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
             "             output: --samples --sample-tokens --seed --eval-sample-tokens (TensorBoard text at each eval)",
             "             --tensorboard URI|none (default <out>/tb)   --progress auto|bar|log",
+            "             checkpoints: --checkpoint-interval N (steps) --checkpoint-minutes M --keep-last K (ckpt/step-N)",
             "  prepare    text to token shards on Spark: --input URI[,URI...] (files, folders, globs; .txt, .gz, .jsonl)",
             "             --out URI   --tokenizer char|bpe|gpt2:FOLDER|DIR (default bpe)   --vocab-size N (bpe, default 8192)",
             "             --val-fraction F (0.1)   --invalid-utf8 fail|replace|skip   --text-field NAME (jsonl)   --master URL   --overwrite",

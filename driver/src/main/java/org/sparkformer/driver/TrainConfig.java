@@ -47,6 +47,10 @@ public final class TrainConfig implements Serializable {
     public int evalInterval = 100, evalBatches = 20, samples = 3, sampleTokens = 400, evalSampleTokens = 100;
     /** TensorBoard event folder: "" = &lt;out&gt;/tb, "none" = off, else any Hadoop URI. */
     public String tensorboard = "";
+    /** Checkpoints besides evaluations: every N steps (0 = only at evaluations) and/or every M minutes (0 = off);
+     *  keep-last K > 1 keeps the K newest as ckpt/step-N beside ckpt/last. */
+    public int checkpointInterval = 0, keepLast = 1;
+    public double checkpointMinutes = 0;
     /** Knowledge distillation: the teacher checkpoint ("" = none), the weight of the hard labels, the temperature. */
     public String teacher = "";
     public double distillAlpha = 0.5, distillTemperature = 2.0;
@@ -96,6 +100,9 @@ public final class TrainConfig implements Serializable {
                 case "eval-sample-tokens" -> evalSampleTokens = nonNegativeInt(value);
                 case "tensorboard" -> tensorboard = value.trim();
                 case "teacher" -> teacher = value.trim();
+                case "checkpoint-interval" -> checkpointInterval = nonNegativeInt(value);
+                case "checkpoint-minutes" -> checkpointMinutes = number(value);
+                case "keep-last" -> keepLast = positiveInt(value);
                 case "distill-alpha" -> distillAlpha = number(value);
                 case "distill-temperature" -> distillTemperature = number(value);
                 case "progress" -> progress = choice(value, "auto", "bar", "log");
@@ -144,6 +151,7 @@ public final class TrainConfig implements Serializable {
         if (weightDecay < 0) throw new UserError("--weight-decay must be >= 0, got " + weightDecay);
         if (valFraction <= 0 || valFraction >= 1) throw new UserError("--val-fraction must be in (0, 1), got " + valFraction);
         if (epochs < 0) throw new UserError("--epochs must be >= 0, got " + epochs);
+        if (checkpointMinutes < 0) throw new UserError("--checkpoint-minutes must be >= 0, got " + checkpointMinutes);
         if (distillAlpha < 0 || distillAlpha > 1) throw new UserError("--distill-alpha must be in [0, 1], got " + distillAlpha);
         if (!(distillTemperature > 0)) throw new UserError("--distill-temperature must be > 0, got " + distillTemperature);
         return this;

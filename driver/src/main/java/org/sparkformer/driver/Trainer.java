@@ -193,6 +193,7 @@ public final class Trainer {
         double elapsedBefore = state.elapsedSeconds;
         long stepsAtStart = state.step;
 
+        long lastCheckpoint = System.nanoTime();
         try (RunLog runLog = new RunLog(fs, run, state.step, tb, hadoop)) {
             if (tb != null) progress.event("TensorBoard events: " + runLog.tensorboardFile());
             if (state.step == 0) {
@@ -207,7 +208,8 @@ public final class Trainer {
             }
             while (state.step < cfg.steps && state.step < stopAfter) {
                 long nextEval = (state.step / cfg.evalInterval + 1) * cfg.evalInterval;
-                int k = (int) Math.min(cfg.averagingFrequency, Math.min(cfg.steps, nextEval) - state.step);
+                long nextCkpt = cfg.checkpointInterval > 0 ? (state.step / cfg.checkpointInterval + 1) * cfg.checkpointInterval : Long.MAX_VALUE;
+                int k = (int) Math.min(cfg.averagingFrequency, Math.min(Math.min(cfg.steps, nextEval), nextCkpt) - state.step);
                 long t0 = System.nanoTime(), roundStartMs = System.currentTimeMillis();
                 graph.getConfiguration().setIterationCount((int) state.step);
                 gradNorms.reset();
@@ -273,9 +275,14 @@ public final class Trainer {
                         state.bestValLoss = m.get("val_loss").asDouble();
                         Checkpoint.save(runDir + "/ckpt/best", hadoop, cfg, model, tokenizer, graph, state);
                     }
-                    Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
                 } else {
                     runLog.flush();
+                }
+                boolean ckptNow = evalNow || (cfg.checkpointInterval > 0 && state.step % cfg.checkpointInterval == 0)
+                        || (cfg.checkpointMinutes > 0 && (System.nanoTime() - lastCheckpoint) / 60e9 >= cfg.checkpointMinutes);
+                if (ckptNow) {
+                    saveLast(runDir, hadoop, model, tokenizer, graph, state);
+                    lastCheckpoint = System.nanoTime();
                 }
             }
         } finally {
@@ -299,6 +306,20 @@ public final class Trainer {
             log.warn("could not write the run report ({}); the run itself is complete", e.toString());
         }
         return new Result(runDir, state.step, firstVal, lastVal, samples);
+    }
+
+    /** ckpt/last, and with keep-last K > 1 also ckpt/step-N, of which only the K newest stay. */
+    private void saveLast(String runDir, Configuration hadoop, GptConfig model, Tokenizer tokenizer, ComputationGraph graph,
+                          Checkpoint.State state) throws IOException {
+        Checkpoint.save(runDir + "/ckpt/last", hadoop, cfg, model, tokenizer, graph, state);
+        if (cfg.keepLast <= 1) return;
+        Checkpoint.save(runDir + String.format(Locale.ROOT, "/ckpt/step-%08d", state.step), hadoop, cfg, model, tokenizer, graph, state);
+        Path ckpt = new Path(runDir, "ckpt");
+        FileSystem fs = ckpt.getFileSystem(hadoop);
+        List<Path> steps = new ArrayList<>();
+        for (var st : fs.listStatus(ckpt)) if (st.isDirectory() && st.getPath().getName().matches("step-\\d{8}")) steps.add(st.getPath());
+        steps.sort(java.util.Comparator.comparing(Path::getName));
+        for (int i = 0; i < steps.size() - cfg.keepLast; i++) fs.delete(steps.get(i), true);
     }
 
     private String resolveRunDir(Configuration hadoop) throws IOException {

@@ -151,4 +151,26 @@ class SparkTrainingTest {
         assertTrue(e.getMessage().contains("already holds a run"), e.getMessage());
         assertArrayEquals(before, Files.readAllBytes(out.resolve("ckpt/last/params.bin")));
     }
+
+    /** Checkpoints every N steps besides evaluations, the K newest kept as ckpt/step-N; any of them resumes. */
+    @Test void checkpointCadenceKeepsTheLastK() throws Exception {
+        Path out = tmp.resolve("cadence");
+        TrainConfig c = tinyConfig(out, 20);
+        c.checkpointInterval = 5;
+        c.keepLast = 2;
+        c.evalInterval = 20;
+        new Trainer(c, null, false).run(sc);
+        try (var dirs = Files.list(out.resolve("ckpt"))) {
+            assertEquals(List.of("best", "last", "step-00000015", "step-00000020"), dirs.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+        assertEquals(15, Checkpoint.load(out.resolve("ckpt/step-00000015").toString(), new Configuration(), true).state().step);
+        TrainConfig more = tinyConfig(out, 25);
+        more.checkpointInterval = 5;
+        more.keepLast = 2;
+        Trainer.Result r = new Trainer(more, out.resolve("ckpt/step-00000015").toString(), false).run(sc);
+        assertEquals(25, r.steps());
+        try (var dirs = Files.list(out.resolve("ckpt"))) {
+            assertEquals(List.of("best", "last", "step-00000020", "step-00000025"), dirs.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+    }
 }
