@@ -47,9 +47,8 @@ final class Bench {
     private Bench() {}
 
     static int run(Map<String, String> flags, PrintStream out) {
-        List<String> known = List.of("preset", "steps", "warmup", "threads", "forward-only", "profile", "vocab-size",
+        Main.allowFlags(flags, "bench", "preset", "steps", "warmup", "threads", "forward-only", "profile", "vocab-size",
                 "n-layer", "n-head", "n-embd", "block-size", "batch-size");
-        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for bench");
         TrainConfig cfg = new TrainConfig();
         for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
             if (flags.containsKey(k)) cfg.set(k, flags.get(k), "--" + k);

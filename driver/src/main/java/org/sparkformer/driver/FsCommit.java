@@ -13,6 +13,11 @@ import java.io.IOException;
 final class FsCommit {
     private FsCommit() {}
 
+    /** Refuses to write over anything at dir unless the user asked for --overwrite. */
+    static void refuseExisting(FileSystem fs, Path dir, String shown, boolean overwrite) throws IOException {
+        if (!overwrite && fs.exists(dir)) throw new UserError("--out " + shown + " already exists: choose another path or pass --overwrite");
+    }
+
     /** A fresh temporary sibling of dir (hidden: '.'-prefixed, so Hadoop input listings skip it). */
     static Path temporary(Path dir) {
         return new Path(dir.getParent(), "." + dir.getName() + ".tmp-" + System.nanoTime());

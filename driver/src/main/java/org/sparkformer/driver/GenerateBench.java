@@ -28,9 +28,7 @@ final class GenerateBench {
     private GenerateBench() {}
 
     static int run(Map<String, String> flags, PrintStream out) {
-        for (String k : flags.keySet())
-            if (!List.of("generate", "preset", "checkpoint", "new-tokens", "threads").contains(k))
-                throw new UserError("unknown flag --" + k + " for bench --generate");
+        Main.allowFlags(flags, "bench --generate", "generate", "preset", "checkpoint", "new-tokens", "threads");
         int newTokens = Main.intFlag(flags, "new-tokens", 256), threads = Main.intFlag(flags, "threads", 0);
         if (newTokens < 1) throw new UserError("--new-tokens must be >= 1");
         if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);

@@ -49,7 +49,7 @@ final class HfGpt2 {
             throw new UserError("--checkpoint " + checkpoint + ": sinusoidal positions cannot be expressed in GPT-2's format (it learns wpe)");
         Path out = new Path(outUri);
         FileSystem fs = out.getFileSystem(hadoop);
-        if (fs.exists(out) && !overwrite) throw new UserError("--out " + outUri + " already exists: choose another path or pass --overwrite");
+        FsCommit.refuseExisting(fs, out, outUri, overwrite);
         Path tmp = FsCommit.temporary(out);
         fs.mkdirs(tmp);
         try {
@@ -129,6 +129,9 @@ final class HfGpt2 {
 
     /** Reads a GPT-2-format folder (config.json, model.safetensors, tokenizer files) into a checkpoint at outUri. */
     static String importFrom(String from, String outUri, boolean overwrite, Configuration hadoop) throws IOException {
+        Path out = new Path(outUri);
+        FileSystem outFs = out.getFileSystem(hadoop);
+        FsCommit.refuseExisting(outFs, out, outUri, overwrite);   // before any weights are read
         Path dir = new Path(from);
         FileSystem fs = dir.getFileSystem(hadoop);
         Path cfgFile = new Path(dir, CONFIG), weights = new Path(dir, WEIGHTS);
@@ -170,9 +173,6 @@ final class HfGpt2 {
         run.nLayer = c.nLayer; run.nHead = c.nHead; run.nEmbd = c.nEmbd; run.blockSize = c.blockSize;
         run.dropout = c.dropout; run.tiedHead = c.tiedHead;
         run.data = from;
-        Path out = new Path(outUri);
-        FileSystem outFs = out.getFileSystem(hadoop);
-        if (outFs.exists(out) && !overwrite) throw new UserError("--out " + outUri + " already exists: choose another path or pass --overwrite");
         Checkpoint.save(outUri, hadoop, run, c, tok, g, new Checkpoint.State());
         return outFs.makeQualified(out).toString();
     }

@@ -158,8 +158,7 @@ public final class Main {
     }
 
     private static int prepare(Map<String, String> flags, PrintStream out) throws IOException {
-        List<String> known = List.of("input", "tokenizer", "vocab-size", "out", "val-fraction", "invalid-utf8", "text-field", "master", "overwrite");
-        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for prepare");
+        allowFlags(flags, "prepare", "input", "tokenizer", "vocab-size", "out", "val-fraction", "invalid-utf8", "text-field", "master", "overwrite");
         String input = flags.get("input"), outUri = flags.get("out");
         if (input == null || input.isBlank()) throw new UserError("--input: required (files, folders or globs, comma-separated)");
         if (outUri == null || outUri.isBlank()) throw new UserError("--out: required (the dataset folder to write)");
@@ -181,8 +180,7 @@ public final class Main {
     }
 
     private static int eval(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet())
-            if (!List.of("checkpoint", "data", "master", "batch-size", "max-tokens").contains(k)) throw new UserError("unknown flag --" + k + " for eval");
+        allowFlags(flags, "eval", "checkpoint", "data", "master", "batch-size", "max-tokens");
         if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
         if (!flags.containsKey("data")) throw new UserError("--data: required (text, or a dataset folder: its val split)");
         int batch = intFlag(flags, "batch-size", 8);
@@ -203,13 +201,13 @@ public final class Main {
     }
 
     private static int quantize(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet()) if (!List.of("checkpoint", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for quantize");
+        allowFlags(flags, "quantize", "checkpoint", "out", "overwrite");
         if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
         if (!flags.containsKey("out")) throw new UserError("--out: required (the quantized checkpoint folder to write)");
         Configuration hadoop = new Configuration();
         org.apache.hadoop.fs.Path dst = new org.apache.hadoop.fs.Path(flags.get("out"));
         org.apache.hadoop.fs.FileSystem fs = dst.getFileSystem(hadoop);
-        if (fs.exists(dst) && !flags.containsKey("overwrite")) throw new UserError("--out " + dst + " already exists: choose another path or pass --overwrite");
+        FsCommit.refuseExisting(fs, dst, flags.get("out"), flags.containsKey("overwrite"));
         Checkpoint.Loaded m = Checkpoint.load(flags.get("checkpoint"), hadoop, false);
         Checkpoint.save(flags.get("out"), hadoop, m.config(), m.model(), m.tokenizer(), m.graph(), m.state(), true);
         org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(Checkpoint.resolve(flags.get("checkpoint"), hadoop));
@@ -220,7 +218,7 @@ public final class Main {
     }
 
     private static int export(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet()) if (!List.of("checkpoint", "format", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for export");
+        allowFlags(flags, "export", "checkpoint", "format", "out", "overwrite");
         if (!flags.containsKey("checkpoint")) throw new UserError("--checkpoint: required");
         if (!flags.containsKey("out")) throw new UserError("--out: required (the folder to write)");
         String format = flags.getOrDefault("format", "hf");
@@ -230,7 +228,7 @@ public final class Main {
     }
 
     private static int importHf(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet()) if (!List.of("from", "out", "overwrite").contains(k)) throw new UserError("unknown flag --" + k + " for import");
+        allowFlags(flags, "import", "from", "out", "overwrite");
         if (!flags.containsKey("from")) throw new UserError("--from: required (a GPT-2-format folder: config.json, model.safetensors, tokenizer)");
         if (!flags.containsKey("out")) throw new UserError("--out: required (the checkpoint folder to write)");
         out.println("imported into " + HfGpt2.importFrom(flags.get("from"), flags.get("out"), flags.containsKey("overwrite"), new Configuration()));
@@ -238,7 +236,7 @@ public final class Main {
     }
 
     private static int report(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet()) if (!k.equals("run")) throw new UserError("unknown flag --" + k + " for report");
+        allowFlags(flags, "report", "run");
         String run = flags.get("run");
         if (run == null || run.isBlank()) throw new UserError("--run: required (a training run folder)");
         try {
@@ -250,7 +248,7 @@ public final class Main {
     }
 
     private static int tokenize(Map<String, String> flags, PrintStream out) {
-        for (String k : flags.keySet()) if (!List.of("tokenizer", "input").contains(k)) throw new UserError("unknown flag --" + k + " for tokenize");
+        allowFlags(flags, "tokenize", "tokenizer", "input");
         if (!flags.containsKey("tokenizer")) throw new UserError("--tokenizer: required (a folder, tokenizer.json, or gpt2:FOLDER)");
         if (!flags.containsKey("input")) throw new UserError("--input: required (a UTF-8 text file)");
         Configuration hadoop = new Configuration();
@@ -262,9 +260,8 @@ public final class Main {
     }
 
     private static int generate(Map<String, String> flags, PrintStream out) {
-        List<String> known = List.of("checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
+        allowFlags(flags, "generate", "checkpoint", "prompt", "max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
                 "stop", "seed", "no-cache");
-        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for generate");
         String ckpt = flags.get("checkpoint");
         if (ckpt == null) throw new UserError("--checkpoint: required (a checkpoint or run directory)");
         int maxNew = intFlag(flags, "max-new-tokens", 200);
@@ -327,6 +324,12 @@ public final class Main {
             } else b.append(ch);
         }
         return b.toString();
+    }
+
+    /** Refuses any flag a command does not take, naming it and the command. */
+    static void allowFlags(Map<String, String> flags, String command, String... keys) {
+        List<String> known = List.of(keys);
+        for (String k : flags.keySet()) if (!known.contains(k)) throw new UserError("unknown flag --" + k + " for " + command);
     }
 
     static int intFlag(Map<String, String> flags, String key, int def) {

@@ -63,8 +63,7 @@ final class Prepare {
         Path out = new Path(o.out());
         FileSystem outFs = out.getFileSystem(hadoop);
         out = outFs.makeQualified(out);
-        if (outFs.exists(out) && !o.overwrite())
-            throw new UserError("--out " + o.out() + " already exists: choose another path or pass --overwrite");
+        FsCommit.refuseExisting(outFs, out, o.out(), o.overwrite());
 
         Map<String, Long> files = listInputs(o.inputs(), hadoop);
         Configuration readConf = new Configuration(hadoop);

@@ -26,8 +26,7 @@ final class ScalingBench {
     private ScalingBench() {}
 
     static int run(Map<String, String> flags, PrintStream out) throws IOException {
-        for (String k : flags.keySet())
-            if (!List.of("scaling", "preset", "data", "steps", "averaging-frequency").contains(k)) throw new UserError("unknown flag --" + k + " for bench --scaling");
+        Main.allowFlags(flags, "bench --scaling", "scaling", "preset", "data", "steps", "averaging-frequency");
         String home = System.getenv("SPARK_HOME");
         if (home == null || !Files.isDirectory(Path.of(home, "jars")))
             throw new UserError("bench --scaling starts executor JVMs from $SPARK_HOME/jars: run it through scripts/sparkformer (which points SPARK_HOME at driver/target/spark-home)");

@@ -20,8 +20,7 @@ final class TokenizerBench {
     private TokenizerBench() {}
 
     static int run(Map<String, String> flags, PrintStream out) {
-        for (String k : flags.keySet())
-            if (!List.of("tokenizer", "input", "max-mb").contains(k)) throw new UserError("unknown flag --" + k + " for bench --tokenizer");
+        Main.allowFlags(flags, "bench --tokenizer", "tokenizer", "input", "max-mb");
         Configuration hadoop = new Configuration();
         String spec = flags.get("tokenizer");
         String input = flags.getOrDefault("input", "");
