@@ -54,6 +54,12 @@ public final class Main {
                 code = 1;
             }
         }
+        // in YARN cluster mode this main runs inside Spark's ApplicationMaster, which reports the outcome itself
+        // once main returns (exiting first reads as a failure) or throws
+        if ("cluster".equals(System.getProperty("spark.submit.deployMode"))) {
+            if (code != 0) throw new IllegalStateException("sparkformer exited with status " + code + " (see the message above)");
+            return;
+        }
         System.exit(code);
     }
 
@@ -361,7 +367,9 @@ public final class Main {
             "             --config FILE (properties)   --resume DIR   --overwrite",
             "             model: --n-layer --n-head --n-embd --block-size --dropout --tied-head --positional learned|sinusoidal",
             "             optimizer: --lr --min-lr --warmup-steps --beta1 --beta2 --weight-decay --grad-clip --batch-size",
-            "             spark: --workers --averaging-frequency   eval: --eval-interval --eval-batches --val-fraction",
+            "             spark: --workers --sync averaging|sharing --averaging-frequency (rounds of N steps)",
+            "             sharing: --sharing-threshold 1e-4 --controller-address IP --network-mask CIDR --sync-timeout S (120)",
+            "             eval: --eval-interval --eval-batches --val-fraction",
             "             output: --samples --sample-tokens --seed --eval-sample-tokens (TensorBoard text at each eval)",
             "             --tensorboard URI|none (default <out>/tb)   --progress auto|bar|log",
             "             checkpoints: --checkpoint-interval N (steps) --checkpoint-minutes M --keep-last K (ckpt/step-N)",
@@ -382,7 +390,8 @@ public final class Main {
             "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
             "             or encoding speed of a tokenizer: --tokenizer DIR|gpt2:FOLDER [--input FILE]",
             "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
-            "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60] [--averaging-frequency 10]",
+            "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60]",
+            "             [--averaging-frequency 10] [--sync averaging|sharing|both]",
             "  help       this text");
 
 }

@@ -53,9 +53,9 @@ interface Progress {
 
         @Override public void round(Status s) {
             int width = 24, filled = (int) (width * s.step() / Math.max(1, s.total()));
-            last = String.format(Locale.ROOT, "step %d/%d [%s%s] %3.0f%% | loss %.4f | %,.0f tok/s | elapsed %s | eta %s",
+            last = String.format(Locale.ROOT, "step %d/%d [%s%s] %3.0f%% | loss %s | %,.0f tok/s | elapsed %s | eta %s",
                     s.step(), s.total(), "#".repeat(filled), ".".repeat(width - filled), 100.0 * s.step() / Math.max(1, s.total()),
-                    s.loss(), s.tokensPerSecond(), Trainer.duration(s.elapsed()), Trainer.duration(s.eta()));
+                    Trainer.fmt(s.loss()), s.tokensPerSecond(), Trainer.duration(s.elapsed()), Trainer.duration(s.eta()));
             out.print(REDRAW + last);
             out.flush();
         }

@@ -43,6 +43,13 @@ public final class TrainConfig implements Serializable {
     public double epochs = 0;
     // distribution
     public int workers = 0, averagingFrequency = 5;
+    /** averaging (parameter averaging every averaging-frequency steps) or sharing (threshold-encoded updates every step). */
+    public String sync = "averaging";
+    /** sharing: the initial encoding threshold, the driver's address as executors reach it ("" = spark.driver.host),
+     *  the subnet executors advertise addresses from, and how long the mesh may take to form / a round may stall. */
+    public double sharingThreshold = 1e-4;
+    public String controllerAddress = "", networkMask = "";
+    public int syncTimeout = 120;
     // evaluation and output
     public int evalInterval = 100, evalBatches = 20, samples = 3, sampleTokens = 400, evalSampleTokens = 100;
     /** TensorBoard event folder: "" = &lt;out&gt;/tb, "none" = off, else any Hadoop URI. */
@@ -93,6 +100,11 @@ public final class TrainConfig implements Serializable {
                 case "epochs" -> epochs = number(value);
                 case "workers" -> workers = nonNegativeInt(value);
                 case "averaging-frequency" -> averagingFrequency = positiveInt(value);
+                case "sync" -> sync = choice(value, "averaging", "sharing");
+                case "sharing-threshold" -> sharingThreshold = number(value);
+                case "controller-address" -> controllerAddress = value.trim();
+                case "network-mask" -> networkMask = value.trim();
+                case "sync-timeout" -> syncTimeout = positiveInt(value);
                 case "eval-interval" -> evalInterval = positiveInt(value);
                 case "eval-batches" -> evalBatches = positiveInt(value);
                 case "samples" -> samples = nonNegativeInt(value);
@@ -135,6 +147,7 @@ public final class TrainConfig implements Serializable {
             case "preset" -> "tiny";
             case "positional" -> "learned";
             case "progress" -> "auto";
+            case "sync" -> "averaging";
             case "tied-head" -> "true";
             default -> "1";
         };

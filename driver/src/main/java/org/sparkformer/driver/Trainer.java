@@ -18,6 +18,8 @@ import org.deeplearning4j.spark.api.RDDTrainingApproach;
 import org.deeplearning4j.spark.api.Repartition;
 import org.deeplearning4j.spark.impl.graph.SparkComputationGraph;
 import org.deeplearning4j.spark.impl.paramavg.ParameterAveragingTrainingMaster;
+import org.deeplearning4j.spark.api.TrainingMaster;
+import org.deeplearning4j.spark.parameterserver.training.SharedTrainingMaster;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.sparkformer.worker.data.Windows;
@@ -152,15 +154,23 @@ public final class Trainer {
                 model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), trainTokens, val.length,
                 workers, cfg.batchSize, cfg.steps);
 
-        ParameterAveragingTrainingMaster master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
-                .batchSizePerWorker(cfg.batchSize)
-                .averagingFrequency(cfg.averagingFrequency)
-                .workerPrefetchNumBatches(0)
-                .rddTrainingApproach(RDDTrainingApproach.Direct)
-                .repartionData(Repartition.NumPartitionsWorkersDiffers)
-                .storageLevel(StorageLevel.MEMORY_ONLY())
-                .saveUpdater(true)
-                .build();
+        TrainingMaster<?, ?> master;
+        GradientSharing sharing = null;
+        if (cfg.sync.equals("sharing")) {
+            SharedTrainingMaster[] built = new SharedTrainingMaster[1];
+            sharing = GradientSharing.start(sc, cfg, workers, built);
+            master = built[0];
+        } else {
+            master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
+                    .batchSizePerWorker(cfg.batchSize)
+                    .averagingFrequency(cfg.averagingFrequency)
+                    .workerPrefetchNumBatches(0)
+                    .rddTrainingApproach(RDDTrainingApproach.Direct)
+                    .repartionData(Repartition.NumPartitionsWorkersDiffers)
+                    .storageLevel(StorageLevel.MEMORY_ONLY())
+                    .saveUpdater(true)
+                    .build();
+        }
         SparkComputationGraph spark = new SparkComputationGraph(sc, graph, master);
         List<Integer> partitionIds = new ArrayList<>();
         for (int i = 0; i < workers; i++) partitionIds.add(i);
@@ -187,6 +197,8 @@ public final class Trainer {
         TaskTimes taskTimes = new TaskTimes();
         sc.sc().addSparkListener(taskTimes);
         DoubleAccumulator gradNorms = sc.sc().doubleAccumulator("grad_norm");
+        org.apache.spark.util.CollectionAccumulator<String> deviceLog = sc.sc().collectionAccumulator("devices");
+        java.util.Set<String> devicesSeen = new java.util.TreeSet<>();
         GlobalNormClipping.NormSink normSink = gradNorms::add;
         double firstVal = Double.NaN, lastVal = Double.NaN;
         long startNanos = System.nanoTime();
@@ -215,13 +227,14 @@ public final class Trainer {
                 gradNorms.reset();
                 master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
-                        new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher), true);
-                spark.fitMultiDataSet(round);
+                        new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher)
+                                .devices(deviceLog), true);
+                if (sharing != null) sharing.round(() -> spark.fitMultiDataSet(round));
+                else spark.fitMultiDataSet(round);
                 round.unpersist(false);
-                double loss = spark.getScore();
-                if (!Double.isFinite(loss))
-                    throw new UserError("training diverged: loss is " + loss + " at step " + (state.step + k)
-                            + "; the last good checkpoint is kept; try a lower --lr (now " + cfg.lr + ")");
+                // DL4J's gradient sharing reports no training loss (its replicas' score stays 0): NaN = not measured
+                double loss = sharing != null && spark.getScore() == 0 ? Double.NaN : spark.getScore();
+                if (sharing == null) checkFinite(loss, state.step + k);
                 state.step += k;
                 state.tokens += (long) k * cfg.batchSize * cfg.blockSize * workers;
                 double seconds = (System.nanoTime() - t0) / 1e9;
@@ -249,6 +262,15 @@ public final class Trainer {
                 ObjectNode perExecutor = m.putObject(RunLog.EXECUTOR_STEP_MS);
                 tasks.executorStepMs().forEach(perExecutor::put);
                 m.put("straggler_count", tasks.stragglers().size());
+                if (sharing != null) m.put("mesh_executors", sharing.meshExecutors());
+                // where each replica runs (GPU binding), logged when it changes
+                java.util.Set<String> devices = new java.util.TreeSet<>(deviceLog.value());
+                deviceLog.reset();
+                if (!devices.isEmpty() && !devices.equals(devicesSeen)) {
+                    devices.forEach(d -> log.info("device binding: {}", d));
+                    m.set("devices", JSON.valueToTree(devices));
+                    devicesSeen = devices;
+                }
                 if (!lost.isEmpty()) {
                     m.put("failures", lost.size());
                     m.put("lost_task_ms", lost.stream().mapToLong(TaskTimes.Loss::taskMs).sum());
@@ -262,6 +284,7 @@ public final class Trainer {
                 boolean evalNow = state.step % cfg.evalInterval == 0 || state.step == cfg.steps;
                 if (evalNow) {
                     double valLoss = lastVal = evaluate(graph, valBatches);
+                    checkFinite(valLoss, state.step);
                     if (Double.isNaN(firstVal)) firstVal = valLoss;
                     m.put("val_loss", valLoss);
                     progress.event("step " + state.step + "/" + cfg.steps + " | loss " + fmt(loss) + " | val " + fmt(valLoss)
@@ -286,6 +309,7 @@ public final class Trainer {
                 }
             }
         } finally {
+            if (sharing != null) sharing.close();
             sc.sc().removeSparkListener(taskTimes);
             progress.close();
         }
@@ -397,7 +421,13 @@ public final class Trainer {
         }
     }
 
-    static String fmt(double v) { return String.format(Locale.ROOT, "%.4f", v); }
+    private void checkFinite(double loss, long step) {
+        if (!Double.isFinite(loss))
+            throw new UserError("training diverged: loss is " + loss + " at step " + step
+                    + "; the last good checkpoint is kept; try a lower --lr (now " + cfg.lr + ")");
+    }
+
+    static String fmt(double v) { return Double.isNaN(v) ? "n/a" : String.format(Locale.ROOT, "%.4f", v); }
 
     static String duration(double seconds) {
         if (!Double.isFinite(seconds)) return "?";
@@ -405,12 +435,21 @@ public final class Trainer {
         return s >= 3600 ? String.format("%dh%02dm", s / 3600, s / 60 % 60) : String.format("%dm%02ds", s / 60, s % 60);
     }
 
-    /** The --add-opens Spark and ND4J need on Java 17 (the launcher passes the same to the driver). */
+    /** The --add-opens Spark and ND4J need on Java 17 (the launcher passes the same to the driver), and Aeron's timeout for --sync sharing. */
     static final String JAVA17_FLAGS = String.join(" ",
             java.util.stream.Stream.of("java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net", "java.nio", "java.util",
                     "java.util.concurrent", "java.util.concurrent.atomic", "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs",
                     "sun.security.action", "sun.util.calendar").map(p -> "--add-opens=java.base/" + p + "=ALL-UNNAMED").toList())
-            + " -Djdk.reflect.useDirectMethodHandle=false";
+            + " -Djdk.reflect.useDirectMethodHandle=false " + GradientSharing.AERON_FLAG;
+
+    /** The jar (or classes folder) this class was loaded from. */
+    static String ownJar() {
+        try {
+            return java.nio.file.Path.of(Trainer.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+        } catch (java.net.URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
 
     /** A Spark configuration for our job; the master comes from spark-submit when set, else from --master. */
     public static SparkConf sparkConf(String master) {
@@ -424,6 +463,16 @@ public final class Trainer {
         // Kryo, with ND4J's registrator so INDArrays (DL4J's averaging results) serialise by their buffers
         conf.setIfMissing("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
         conf.setIfMissing("spark.kryo.registrator", "org.nd4j.kryo.Nd4jRegistrator");
+        // off-heap ND4J memory counted in each executor's container, and JavaCPP's limits to match
+        if (!conf.get("spark.master").matches("local\\[.*\\]")) ExecutorMemory.apply(conf);
+        // a cluster master without spark-submit (the launcher's client mode): ship this jar to the executors
+        if (!conf.get("spark.master").startsWith("local") && !conf.contains("spark.jars") && ownJar().endsWith(".jar"))
+            conf.set("spark.jars", ownJar());
+        if (conf.get("spark.master").startsWith("local-cluster")) {
+            // local-cluster executors are JVMs on this machine started from SPARK_HOME/jars, which holds our
+            // dependencies but not this jar: give them the same file (spark-submit ships the app jar on clusters)
+            conf.setIfMissing("spark.executor.extraClassPath", ownJar());
+        }
         if (conf.get("spark.master").startsWith("local")) {
             // an embedded driver listens on loopback only; on a cluster Spark's own address choice stands
             conf.setIfMissing("spark.driver.host", "127.0.0.1");

@@ -40,6 +40,13 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
     private final long seed, step;
     private final int batches, batchSize, blockSize;
     private Teacher teacher;
+    private org.apache.spark.util.CollectionAccumulator<String> devices;
+
+    /** Each task binds its thread to the GPU Spark gave it and reports the decision here. */
+    WindowBatches devices(org.apache.spark.util.CollectionAccumulator<String> sink) {
+        this.devices = sink;
+        return this;
+    }
 
     /** Distillation: each minibatch also carries the teacher's logits. */
     WindowBatches teacher(Teacher t) {
@@ -64,6 +71,9 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
 
     @Override
     public Iterator<MultiDataSet> call(Integer partition, Iterator<Integer> ignored) throws IOException {
+        // the training task's thread, before DL4J's worker builds the replica: where its arrays will live
+        GpuBinding.Decision device = GpuBinding.bind(partition);
+        if (devices != null) devices.add(device.toString());
         int[] tokens = source.tokens(partition, parts);
         if (tokens.length < 2 * blockSize) return java.util.Collections.emptyIterator();
         int[] starts = Windows.epochStarts(tokens.length, blockSize, seed, partition, step * batchSize, batches * batchSize);

@@ -1,0 +1,222 @@
+package org.sparkformer.driver;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.storage.StorageLevel;
+import org.deeplearning4j.optimize.solvers.accumulation.encoding.threshold.AdaptiveThresholdAlgorithm;
+import org.deeplearning4j.spark.api.RDDTrainingApproach;
+import org.deeplearning4j.spark.api.Repartition;
+import org.deeplearning4j.spark.api.Repartitioner;
+import org.apache.spark.api.java.JavaRDD;
+import org.deeplearning4j.spark.parameterserver.training.SharedTrainingMaster;
+import org.nd4j.parameterserver.distributed.conf.VoidConfiguration;
+import org.nd4j.parameterserver.distributed.v2.ModelParameterServer;
+import org.nd4j.parameterserver.distributed.v2.transport.PortSupplier;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * {@code --sync sharing}: DL4J's SharedTrainingMaster. Every replica sends its threshold-encoded updates to
+ * the others over Aeron UDP after every step (no rounds of averaging); the driver joins the mesh as its root
+ * and applies the same updates to its own copy, which is what evaluation and checkpoints read.
+ *
+ * <p>What this class adds to DL4J's: a free UDP port per executor (all executors on one host otherwise take
+ * the same default port, each believes it is the root and the model never changes), Aeron's timeout setting,
+ * refusal of setups that cannot form a mesh, and a watchdog that ends a round whose mesh does not form
+ * or that stalls, with the reason, instead of hanging (DL4J's worker waits for the mesh without a limit).
+ */
+final class GradientSharing {
+    private static final Logger log = LogManager.getLogger(GradientSharing.class);
+    /** Aeron refuses its own default (publication unblock timeout ≤ client liveness timeout) without this. */
+    static final String AERON_FLAG = "-Daeron.publication.unblock.timeout=60000000000";
+
+    private final JavaSparkContext sc;
+    private final int workers;
+    private final int timeoutSeconds;
+    private final String controller;
+    private long longestRoundMs;
+    private int meshExecutors;
+
+    private GradientSharing(JavaSparkContext sc, int workers, int timeoutSeconds, String controller) {
+        this.sc = sc;
+        this.workers = workers;
+        this.timeoutSeconds = timeoutSeconds;
+        this.controller = controller;
+    }
+
+    /** Checks the setup, then builds the training master and the watchdog for its rounds. */
+    static GradientSharing start(JavaSparkContext sc, TrainConfig cfg, int workers, SharedTrainingMaster[] master) {
+        SparkConf conf = sc.getConf();
+        String sparkMaster = conf.get("spark.master");
+        if (sparkMaster.matches("local\\[.*\\]"))
+            throw new UserError("--sync sharing: in " + sparkMaster + " every replica lives in the driver's JVM, where DL4J's parameter "
+                    + "server is one per process, so no gradients would be shared; use --master local-cluster[N,1,MB] or a cluster, "
+                    + "or --sync averaging");
+        boolean sameHost = sparkMaster.startsWith("local");
+        if (!sameHost && !conf.get("spark.executor.extraJavaOptions", "").contains("aeron.publication.unblock.timeout"))
+            throw new UserError("--sync sharing: spark.executor.extraJavaOptions must include " + AERON_FLAG
+                    + " (Aeron rejects its default timeouts); the default options carry it, so keep them when adding your own");
+        String mask = cfg.networkMask.isEmpty() ? null : cfg.networkMask;
+        if (!sameHost && mask == null && conf.getOption("spark.executorEnv.DL4J_VOID_IP").isEmpty())
+            throw new UserError("--sync sharing: on a cluster give --network-mask (e.g. 10.0.0.0/16, the subnet the executors' addresses "
+                    + "share) so each executor advertises an address the others can reach; without it they advertise 127.0.0.1");
+        checkAeronDirectory();
+        System.setProperty("aeron.publication.unblock.timeout", "60000000000");
+
+        String address = !cfg.controllerAddress.isEmpty() ? cfg.controllerAddress : conf.get("spark.driver.host", "127.0.0.1");
+        checkLocalAddress(address);
+        int port = freeUdpPort();
+        VoidConfiguration voidConf = VoidConfiguration.builder()
+                .controllerAddress(address)
+                .unicastPort(port)
+                .networkMask(mask)
+                .portSupplier(new FreeUdpPort())
+                .build();
+        master[0] = new SharedTrainingMaster.Builder(voidConf, workers, new AdaptiveThresholdAlgorithm(cfg.sharingThreshold), cfg.batchSize)
+                .batchSizePerWorker(cfg.batchSize)
+                .workersPerNode(1)
+                .workerPrefetchNumBatches(0)
+                .rddTrainingApproach(RDDTrainingApproach.Direct)
+                .repartitionData(Repartition.Never)
+                .repartitioner(new KeepPartitions())
+                // not cached: the training task then computes its own batches, in its thread (GPU binding); cheap
+                // windows of tokens, except with a teacher, whose logits are worth keeping
+                .storageLevel(cfg.teacher.isEmpty() ? null : StorageLevel.MEMORY_ONLY())
+                .rngSeed(cfg.seed)
+                .build();
+        log.info("gradient sharing: controller {}:{} (UDP), threshold {}, {} executors, network mask {}", address, port,
+                cfg.sharingThreshold, workers, mask == null ? "none" : mask);
+        return new GradientSharing(sc, workers, cfg.syncTimeout, address + ":" + port);
+    }
+
+    /**
+     * Runs one round under the watchdog: the mesh must hold every executor within --sync-timeout seconds of
+     * the first round's start, and no round may take longer than the timeout or five times the longest round
+     * so far, whichever is larger. On expiry the Spark jobs are cancelled and the reason is the error.
+     */
+    void round(Runnable fit) {
+        long start = System.currentTimeMillis();
+        long limitMs = Math.max(timeoutSeconds * 1000L, 5 * longestRoundMs);
+        AtomicReference<String> reason = new AtomicReference<>();
+        Thread watchdog = new Thread(() -> {
+            try {
+                while (true) {
+                    Thread.sleep(500);
+                    long elapsed = System.currentTimeMillis() - start;
+                    int joined = executorsJoined();
+                    if (elapsed > timeoutSeconds * 1000L && joined < workers) {
+                        reason.set("--sync sharing: the gradient-sharing mesh did not form within " + timeoutSeconds + " s (--sync-timeout): "
+                                + joined + " of " + workers + " executors joined the controller at " + controller + " over UDP; check that the "
+                                + "executors reach that address and port (--controller-address, --network-mask, firewalls) and that /dev/shm has room for Aeron");
+                    } else if (elapsed > limitMs) {
+                        reason.set("--sync sharing: a round made no progress for " + elapsed / 1000 + " s (limit " + limitMs / 1000
+                                + " s, --sync-timeout); an executor may have lost its Aeron connection; the last checkpoint is kept");
+                    }
+                    if (reason.get() != null) {
+                        sc.sc().cancelAllJobs();
+                        return;
+                    }
+                }
+            } catch (InterruptedException done) {
+                Thread.currentThread().interrupt();
+            }
+        }, "sparkformer-sharing-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+        try {
+            fit.run();
+        } catch (Exception e) {    // Spark's SparkException is checked in Java's eyes yet thrown from Scala unannounced
+            if (reason.get() != null) throw new UserError(reason.get());
+            log.warn("gradient-sharing round failed", e);
+            throw new UserError("--sync sharing: the round failed on the executors: " + rootCause(e) + " (details in the log)");
+        } finally {
+            watchdog.interrupt();
+        }
+        if (reason.get() != null) throw new UserError(reason.get());
+        longestRoundMs = Math.max(longestRoundMs, System.currentTimeMillis() - start);
+        meshExecutors = executorsJoined();
+    }
+
+    private static String rootCause(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null && t.getCause() != t) t = t.getCause();
+        String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getClass().getSimpleName() + ": " + t.getMessage();
+        return m.lines().findFirst().orElse(m);
+    }
+
+    /** Executors in the mesh at the end of the last round. */
+    int meshExecutors() { return meshExecutors; }
+
+    /** Stops the driver's end of the mesh (Aeron threads and ports). */
+    void close() {
+        try {
+            if (ModelParameterServer.getInstance().isInitialized()) ModelParameterServer.getInstance().shutdown();
+        } catch (RuntimeException e) {
+            log.warn("stopping the gradient-sharing mesh: {}", e.toString());
+        }
+    }
+
+    /** Executors in the driver's mesh (DL4J's count leaves out the root, the driver itself). */
+    static int executorsJoined() {
+        try {
+            ModelParameterServer ps = ModelParameterServer.getInstance();
+            return ps.isInitialized() && ps.getTransport() != null ? ps.getTransport().totalNumberOfNodes() : 0;
+        } catch (RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** The driver binds the controller's UDP port at this address, so it must be one of this machine's. */
+    private static void checkLocalAddress(String address) {
+        try {
+            java.net.InetAddress a = java.net.InetAddress.getByName(address);
+            if (!a.isLoopbackAddress() && java.net.NetworkInterface.getByInetAddress(a) == null)
+                throw new UserError("--controller-address " + address + ": not an address of this machine (the driver listens there)");
+        } catch (java.net.UnknownHostException | java.net.SocketException e) {
+            throw new UserError("--controller-address " + address + ": cannot resolve it (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Aeron keeps its buffers in /dev/shm and fails without a word when that is nearly full. */
+    private static void checkAeronDirectory() {
+        File shm = new File("/dev/shm");
+        if (shm.isDirectory() && shm.getUsableSpace() < 64L << 20)
+            throw new UserError("--sync sharing: /dev/shm has " + (shm.getUsableSpace() >> 20) + " MB free; Aeron needs at least 64 MB there "
+                    + "(in a container: --shm-size=1g)");
+    }
+
+    static int freeUdpPort() {
+        try (DatagramSocket s = new DatagramSocket(0)) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new IllegalStateException("no free UDP port: " + e.getMessage(), e);
+        }
+    }
+
+    /** Our rounds already hold one partition per worker, each drawn from its own slice of the data: keep them. */
+    static final class KeepPartitions implements Repartitioner {
+        private static final long serialVersionUID = 1L;
+
+        @Override public <T> JavaRDD<T> repartition(JavaRDD<T> input, int minObjectsPerPartition, int numExecutors) {
+            return input;
+        }
+    }
+
+    /** Each executor JVM takes a UDP port that is free there, once: DL4J asks more than once per JVM. */
+    static final class FreeUdpPort implements PortSupplier {
+        private static final long serialVersionUID = 1L;
+        private static volatile int port;
+
+        @Override public int getPort() {
+            synchronized (FreeUdpPort.class) {
+                if (port == 0) port = freeUdpPort();
+                return port;
+            }
+        }
+    }
+}
