@@ -24,12 +24,15 @@ import java.nio.charset.StandardCharsets;
 /**
  * A checkpoint is a directory at any Hadoop FS URI holding config.json (run config, model shape and
  * training state: step, tokens seen, best val loss), tokenizer.json, params.bin and updater.bin (our
- * own checksummed float format, never Java serialization). It is written under a temporary name and
- * renamed into place, so a crash leaves the previous checkpoint intact.
+ * own checksummed float format, never Java serialization), and manifest.json, written last: every other
+ * file's length and CRC32C, checked on load. It is written under a temporary name and renamed into place,
+ * so a crash leaves the previous checkpoint intact; a crash in the instant between moving the previous one
+ * aside and renaming the new one in is recovered on load (the moved-aside copy is used).
  */
 public final class Checkpoint {
     public static final String CONFIG = "config.json", TOKENIZER = "tokenizer.json", PARAMS = "params.bin", UPDATER = "updater.bin",
-            INT8 = "weights.q8";
+            INT8 = "weights.q8", MANIFEST = "manifest.json";
+    private static final org.apache.logging.log4j.Logger log = org.apache.logging.log4j.LogManager.getLogger(Checkpoint.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Where training stands: enough to continue exactly (data order and LR schedule derive from step). */
@@ -59,7 +62,7 @@ public final class Checkpoint {
         try {
             ObjectNode root = JSON.createObjectNode();
             root.put("format", "sparkformer-checkpoint");
-            root.put("version", 1);
+            root.put("version", 2);   // 2: with manifest.json
             root.set("train", config.toJson());
             root.set("model", JSON.valueToTree(model));
             ObjectNode s = root.putObject("state");
@@ -80,7 +83,9 @@ public final class Checkpoint {
                 INDArray updater = graph.getUpdater(true).getStateViewArray();
                 if (updater != null) try (FSDataOutputStream out = fs.create(new Path(tmp, UPDATER), true)) { ArrayIO.write(updater, out); }
             }
+            FaultPoint.reach("checkpoint:weights-written");
             HadoopFiles.writeText(fs, new Path(tmp, CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+            writeManifest(fs, tmp);
             FsCommit.replace(fs, tmp, dir);
         } catch (IOException | RuntimeException e) {
             fs.delete(tmp, true);
@@ -93,10 +98,16 @@ public final class Checkpoint {
         try {
             Path p = new Path(uri);
             FileSystem fs = p.getFileSystem(hadoop);
-            if (!fs.exists(p)) throw new UserError(uri + ": no such checkpoint");
-            if (fs.exists(new Path(p, CONFIG))) return p.toString();
             Path last = new Path(new Path(p, "ckpt"), "last");
-            if (fs.exists(new Path(last, CONFIG))) return last.toString();
+            for (Path candidate : new Path[]{p, last}) {
+                if (fs.exists(new Path(candidate, CONFIG))) return candidate.toString();
+                Path aside = FsCommit.movedAside(fs, candidate);
+                if (aside != null && fs.exists(new Path(aside, MANIFEST))) {
+                    log.warn("{} is missing: the process stopped while replacing it; using the previous checkpoint {}", candidate, aside);
+                    return aside.toString();
+                }
+            }
+            if (!fs.exists(p)) throw new UserError(uri + ": no such checkpoint");
             throw new UserError(uri + ": not a checkpoint (no " + CONFIG + ")");
         } catch (IOException e) {
             throw new UserError(uri + ": cannot read (" + e.getMessage() + ")");
@@ -107,7 +118,7 @@ public final class Checkpoint {
     public static TrainConfig readConfig(String uri, Configuration hadoop) {
         Path dir = new Path(resolve(uri, hadoop));
         try {
-            return TrainConfig.fromJson(readRoot(dir.getFileSystem(hadoop), dir).get("train"), dir + "/" + CONFIG);
+            return TrainConfig.fromJson(readRoot(dir.getFileSystem(hadoop), dir, false).get("train"), dir + "/" + CONFIG);
         } catch (IOException e) {
             throw new UserError(dir + ": cannot load (" + e.getMessage() + ")");
         }
@@ -133,7 +144,8 @@ public final class Checkpoint {
         }
     }
 
-    private static JsonNode readRoot(FileSystem fs, Path dir) throws IOException {
+    /** config.json, checked; with verify also every file against the manifest (a full read: only when loading weights). */
+    private static JsonNode readRoot(FileSystem fs, Path dir, boolean verify) throws IOException {
         JsonNode root;
         try {
             root = JSON.readTree(HadoopFiles.readText(fs, new Path(dir, CONFIG)));
@@ -144,9 +156,60 @@ public final class Checkpoint {
         }
         if (root == null || !"sparkformer-checkpoint".equals(root.path("format").asText()))
             throw new UserError(dir + "/" + CONFIG + ": not a sparkformer checkpoint");
-        if (root.path("version").asInt() != 1)
+        int version = root.path("version").asInt();
+        if (version != 1 && version != 2)
             throw new UserError(dir + "/" + CONFIG + ": unsupported checkpoint version " + root.path("version"));
+        if (version >= 2 && verify) verifyManifest(fs, dir);
         return root;
+    }
+
+    /** manifest.json: each file's length and CRC32C, read back from storage (what a later load will read). */
+    private static void writeManifest(FileSystem fs, Path dir) throws IOException {
+        ObjectNode files = JSON.createObjectNode();
+        for (var st : fs.listStatus(dir)) {
+            if (!st.isFile()) continue;
+            long[] lc = lengthAndCrc(fs, st.getPath());
+            files.putObject(st.getPath().getName()).put("bytes", lc[0]).put("crc32c", Long.toHexString(lc[1]));
+        }
+        ObjectNode m = JSON.createObjectNode();
+        m.put("format", "sparkformer-checkpoint-manifest");
+        m.set("files", files);
+        FaultPoint.reach("checkpoint:before-manifest");
+        HadoopFiles.writeText(fs, new Path(dir, MANIFEST), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+    }
+
+    private static void verifyManifest(FileSystem fs, Path dir) throws IOException {
+        JsonNode m;
+        try {
+            m = JSON.readTree(HadoopFiles.readText(fs, new Path(dir, MANIFEST)));
+        } catch (FileNotFoundException e) {
+            throw new UserError(dir + ": incomplete checkpoint (no " + MANIFEST + ")");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new UserError(dir + "/" + MANIFEST + ": not valid JSON (" + e.getOriginalMessage() + ")");
+        }
+        if (m == null || !m.path("files").isObject() || m.path("files").size() == 0)
+            throw new UserError(dir + "/" + MANIFEST + ": lists no files");
+        for (var it = m.get("files").fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (e.getKey().contains("/") || e.getKey().startsWith(".")) throw new UserError(dir + "/" + MANIFEST + ": bad file name " + e.getKey());
+            Path f = new Path(dir, e.getKey());
+            if (!fs.exists(f)) throw new UserError(dir + ": incomplete checkpoint (" + e.getKey() + " is missing)");
+            long[] lc = lengthAndCrc(fs, f);
+            if (lc[0] != e.getValue().path("bytes").asLong())
+                throw new UserError(f + ": " + lc[0] + " bytes, the manifest says " + e.getValue().path("bytes").asLong() + " (truncated or replaced)");
+            if (!Long.toHexString(lc[1]).equals(e.getValue().path("crc32c").asText()))
+                throw new UserError(f + ": checksum mismatch (the file is corrupt)");
+        }
+    }
+
+    private static long[] lengthAndCrc(FileSystem fs, Path f) throws IOException {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        long n = 0;
+        byte[] buf = new byte[1 << 16];
+        try (InputStream in = fs.open(f)) {
+            for (int r; (r = in.read(buf)) > 0; n += r) crc.update(buf, 0, r);
+        }
+        return new long[]{n, crc.getValue()};
     }
 
     public static Loaded load(String uri, Configuration hadoop, boolean withUpdater) {
@@ -161,7 +224,7 @@ public final class Checkpoint {
         Path dir = new Path(resolve(uri, hadoop));
         try {
             FileSystem fs = dir.getFileSystem(hadoop);
-            JsonNode root = readRoot(fs, dir);
+            JsonNode root = readRoot(fs, dir, true);
             TrainConfig config = TrainConfig.fromJson(root.get("train"), dir + "/" + CONFIG);
             TrainConfig opt = optimizer != null ? optimizer : config;
             GptConfig model;
