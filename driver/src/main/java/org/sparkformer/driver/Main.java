@@ -84,7 +84,8 @@ public final class Main {
             case "generate" -> generate(flags, out);
             case "bench" -> flags.containsKey("tokenizer") ? TokenizerBench.run(flags, out)
                     : flags.containsKey("generate") ? GenerateBench.run(flags, out)
-                    : flags.containsKey("scaling") ? ScalingBench.run(flags, out) : Bench.run(flags, out);
+                    : flags.containsKey("scaling") ? ScalingBench.run(flags, out)
+                    : flags.containsKey("soak") ? SoakBench.run(flags, out) : Bench.run(flags, out);
             case "prepare" -> prepare(flags, out);
             case "tokenize" -> tokenize(flags, out);
             case "report" -> report(flags, out);
@@ -118,7 +119,7 @@ public final class Main {
         return flags;
     }
 
-    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile", "no-cache", "generate", "scaling");
+    private static final List<String> SWITCHES = List.of("overwrite", "forward-only", "profile", "no-cache", "generate", "scaling", "soak");
 
     static TrainConfig trainConfig(Map<String, String> flags) {
         TrainConfig cfg = new TrainConfig();
@@ -392,6 +393,7 @@ public final class Main {
             "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
             "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60]",
             "             [--averaging-frequency 10] [--sync averaging|sharing|both]",
+            "             or long-run memory (scripts/soak.sh): --soak [--minutes 15] [--preset baby] [--sample-every 100]",
             "  help       this text");
 
 }
