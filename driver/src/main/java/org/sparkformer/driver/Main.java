@@ -46,9 +46,16 @@ public final class Main {
             code = 2;
         } catch (Throwable t) {
             UserError cause = findUserError(t);
+            String oom = outOfMemory(t);
             if (cause != null) {
                 System.err.println("sparkformer: " + cause.getMessage());
                 code = 2;
+            } else if (oom != null) {
+                log.debug("out of memory", t);
+                System.err.println("sparkformer: out of memory (" + oom + "): give executors more (spark.executor.memory; ND4J's "
+                        + "off-heap arrays: --off-heap / spark.sparkformer.executor.offHeap, or the launcher's SPARKFORMER_DRIVER_MEMORY "
+                        + "in local mode) or lower --batch-size / --block-size");
+                code = 1;
             } else {
                 log.error("sparkformer failed", t);
                 code = 1;
@@ -61,6 +68,18 @@ public final class Main {
             return;
         }
         System.exit(code);
+    }
+
+    /** The out-of-memory line in a failure's causes: Java's own, or JavaCPP's when ND4J's off-heap limit is hit,
+     *  also when it comes back from an executor as the text of a Spark task failure. */
+    static String outOfMemory(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof OutOfMemoryError) return c.toString().lines().findFirst().orElse("OutOfMemoryError");
+            String m = String.valueOf(c.getMessage());
+            int i = m.indexOf("java.lang.OutOfMemoryError");
+            if (i >= 0) return m.substring(i).lines().findFirst().orElse("OutOfMemoryError");
+        }
+        return null;
     }
 
     private static UserError findUserError(Throwable t) {

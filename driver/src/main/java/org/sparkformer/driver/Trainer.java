@@ -189,7 +189,14 @@ public final class Trainer {
 
         Path run = new Path(runDir);
         FileSystem fs = run.getFileSystem(hadoop);
-        fs.mkdirs(run);
+        try {   // a location we cannot write to is found now, not at the first checkpoint
+            fs.mkdirs(run);
+            Path probe = new Path(run, ".write-probe");
+            fs.create(probe, true).close();
+            fs.delete(probe, false);
+        } catch (IOException | RuntimeException e) {
+            throw new UserError("--out " + runDir + ": cannot write there (" + String.valueOf(e.getMessage()).lines().findFirst().orElse(e.toString()) + ")");
+        }
         String tb = cfg.tensorboard.equals("none") ? null : cfg.tensorboard.isEmpty() ? runDir + "/tb" : cfg.tensorboard;
         // MFU against a GEMM measured here, with the threads one replica has (the launcher gives each the same)
         double gemmGflops = Bench.gemmGflops();
@@ -361,6 +368,9 @@ public final class Trainer {
     }
 
     private static void checkSameShape(GptConfig saved, GptConfig asked) {
+        if (asked.blockSize > saved.blockSize)
+            throw new UserError("--block-size " + asked.blockSize + " is above the checkpoint's maximum " + saved.blockSize
+                    + " (its position table has " + saved.blockSize + " rows)");
         if (saved.nLayer != asked.nLayer || saved.nHead != asked.nHead || saved.nEmbd != asked.nEmbd
                 || saved.blockSize != asked.blockSize || saved.tiedHead != asked.tiedHead || saved.positional != asked.positional)
             throw new UserError("--resume: the checkpoint's model " + saved + " differs from the one asked for " + asked);
