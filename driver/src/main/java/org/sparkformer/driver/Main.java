@@ -412,7 +412,7 @@ public final class Main {
             "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
             "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60]",
             "             [--averaging-frequency 10] [--sync averaging|sharing|both]",
-            "             or long-run memory (scripts/soak.sh): --soak [--minutes 15] [--preset baby] [--sample-every 100]",
+            "             or long-run memory (scripts/soak.sh): --soak [--minutes 15] [--preset baby] [--sample-every 50] [--warmup-fraction 0.4]",
             "  help       this text");
 
 }

@@ -20,24 +20,37 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * {@code sparkformer bench --soak [--minutes 15] [--preset baby] [--sample-every 100]} (scripts/soak.sh): one
+ * {@code sparkformer bench --soak [--minutes 15] [--preset baby] [--sample-every 50] [--warmup-fraction 0.4]} (scripts/soak.sh): one
  * replica trains for the given time; every N steps, after a full GC, it samples the Java heap in use, the process's
- * resident memory as JavaCPP counts it (Pointer.physicalBytes) and, as off-heap, that less the committed heap. After the first 20% of samples (warm-up)
- * it fits a line to each and prints the slopes in MB per 1,000 steps: flat means under 1 for heap and off-heap.
+ * resident memory as JavaCPP counts it (Pointer.physicalBytes) and, as off-heap, that less the committed heap. After
+ * warm-up it fits a line to each one's floor and prints the slopes in MB per 1,000 steps: flat means under 1 for heap and off-heap.
  */
 final class SoakBench {
     private static final Logger log = LogManager.getLogger(SoakBench.class);
 
     private SoakBench() {}
 
+    /** (mean step, minimum) of each block of 5 consecutive samples. */
+    static List<double[]> floor(List<double[]> samples) {
+        List<double[]> out = new ArrayList<>();
+        for (int b = 0; b + 5 <= samples.size(); b += 5) {
+            double step = 0, min = Double.POSITIVE_INFINITY;
+            for (double[] p : samples.subList(b, b + 5)) { step += p[0] / 5; min = Math.min(min, p[1]); }
+            out.add(new double[]{step, min});
+        }
+        return out;
+    }
+
     static int run(Map<String, String> flags, PrintStream out) {
-        Main.allowFlags(flags, "bench --soak", "soak", "minutes", "preset", "sample-every");
+        Main.allowFlags(flags, "bench --soak", "soak", "minutes", "preset", "sample-every", "warmup-fraction");
         TrainConfig cfg = new TrainConfig();
         cfg.set("preset", flags.getOrDefault("preset", "baby"), "--preset");
         cfg.validate();
         double minutes = Double.parseDouble(flags.getOrDefault("minutes", "15"));
-        int every = Main.intFlag(flags, "sample-every", 100);
-        if (minutes <= 0 || every < 1) throw new UserError("--minutes must be > 0 and --sample-every >= 1");
+        int every = Main.intFlag(flags, "sample-every", 50);
+        double warmupFraction = Double.parseDouble(flags.getOrDefault("warmup-fraction", "0.4"));
+        if (minutes <= 0 || every < 1 || warmupFraction < 0 || warmupFraction >= 1)
+            throw new UserError("--minutes must be > 0, --sample-every >= 1, --warmup-fraction in [0, 1)");
         GptConfig model = cfg.model(65);
         cfg.steps = 1_000_000;   // the schedule only; the clock ends the run
         ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
@@ -71,20 +84,25 @@ final class SoakBench {
         res.put("minutes", minutes);
         res.put("steps", step);
         res.put("samples", heap.size());
-        int skip = heap.size() / 5;
-        if (heap.size() - skip >= 3) {
-            double hs = 1000 * Bench.slope(heap.subList(skip, heap.size()));
-            double os = 1000 * Bench.slope(offHeap.subList(skip, offHeap.size()));
-            double rs = 1000 * Bench.slope(rss.subList(skip, rss.size()));
+        // After warm-up (allocator pools and JIT settle: ~1,500 baby steps measured), the slope of the floor: the
+        // minimum of each block of 5 samples, since a sample lands at a random point of the allocator's and GC's cycles
+        int skip = (int) (heap.size() * warmupFraction);
+        if (heap.size() - skip >= 15) {
+            double hs = 1000 * Bench.slope(floor(heap.subList(skip, heap.size())));
+            double os = 1000 * Bench.slope(floor(offHeap.subList(skip, offHeap.size())));
+            double rs = 1000 * Bench.slope(floor(rss.subList(skip, rss.size())));
             res.put("heap_slope_mb_per_1000_steps", Math.round(hs * 1000) / 1000.0);
             res.put("offheap_slope_mb_per_1000_steps", Math.round(os * 1000) / 1000.0);
             res.put("rss_slope_mb_per_1000_steps", Math.round(rs * 1000) / 1000.0);
+            res.put("heap_slope_all_samples", Math.round(1000 * Bench.slope(heap.subList(skip, heap.size())) * 1000) / 1000.0);
+            res.put("offheap_slope_all_samples", Math.round(1000 * Bench.slope(offHeap.subList(skip, offHeap.size())) * 1000) / 1000.0);
             res.put("flat", Math.abs(hs) < 1 && Math.abs(os) < 1);
-            res.put("offheap_mb_last", Math.round(offHeap.get(offHeap.size() - 1)[1] * 10) / 10.0);
-            res.put("heap_mb_last", Math.round(heap.get(heap.size() - 1)[1] * 10) / 10.0);
+            res.put("warmup_steps", (long) heap.get(skip)[0]);
+            res.put("offheap_mb_floor_last", Math.round(floor(offHeap).get(floor(offHeap).size() - 1)[1] * 10) / 10.0);
+            res.put("heap_mb_floor_last", Math.round(floor(heap).get(floor(heap).size() - 1)[1] * 10) / 10.0);
         } else {
             res.put("flat", (String) null);
-            res.put("note", "too few samples after warm-up: run longer or lower --sample-every");
+            res.put("note", "too few samples after warm-up (need 15): run longer or lower --sample-every");
         }
         out.println(res);
         return 0;
