@@ -39,7 +39,7 @@ for preset in ${GPU_CHECK_PRESETS:-small gpt2-124m}; do
   echo "gpu-check: bench --preset $preset ..." >&2
   batch=(); [ "$preset" = gpt2-124m ] && batch=(--batch-size 4)
   if out=$(run bench --preset "$preset" --steps 20 --warmup 5 "${batch[@]}" 2> "$LOG/bench-$preset.err" | tail -1); then
-    row "bench $preset" "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"{r[\"tokens_per_s\"]:.0f} tokens/s, {r[\"ms_per_step\"]:.1f} ms/step, MFU {r[\"mfu\"]:.2f} of GEMM {r[\"gemm_gflops\"]:.0f} GFLOP/s")' "$out")"
+    row "bench $preset" "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f tokens/s, %.1f ms/step, MFU %.2f of GEMM %.0f GFLOP/s" % (r["tokens_per_s"], r["ms_per_step"], r["mfu"], r["gemm_gflops"]))' "$out")"
   else
     row "bench $preset" "FAIL (see $LOG/bench-$preset.err)"
   fi
