@@ -43,7 +43,7 @@ final class GpuBinding {
         String action = decide(gpu, cpu, cpu ? 0 : Nd4j.getAffinityManager().getNumberOfDevices());
         if (gpu != null && !cpu) Nd4j.getAffinityManager().unsafeSetDevice(Integer.parseInt(gpu));
         Decision d = new Decision(SparkEnv.get() == null ? "driver" : SparkEnv.get().executorId(), partition, gpu, action);
-        log.info("device binding: {}", d);
+        log.debug("device binding: {}", d);   // the driver logs each executor's decision once (Trainer)
         return d;
     }
 
