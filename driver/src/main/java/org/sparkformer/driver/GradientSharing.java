@@ -42,15 +42,18 @@ final class GradientSharing {
     private long longestRoundMs;
     private int meshExecutors;
 
-    private GradientSharing(JavaSparkContext sc, int workers, int timeoutSeconds, String controller) {
+    private final SharedTrainingMaster master;
+
+    private GradientSharing(JavaSparkContext sc, SharedTrainingMaster master, int workers, int timeoutSeconds, String controller) {
         this.sc = sc;
+        this.master = master;
         this.workers = workers;
         this.timeoutSeconds = timeoutSeconds;
         this.controller = controller;
     }
 
     /** Checks the setup, then builds the training master and the watchdog for its rounds. */
-    static GradientSharing start(JavaSparkContext sc, TrainConfig cfg, int workers, SharedTrainingMaster[] master) {
+    static GradientSharing start(JavaSparkContext sc, TrainConfig cfg, int workers) {
         SparkConf conf = sc.getConf();
         String sparkMaster = conf.get("spark.master");
         if (sparkMaster.matches("local\\[.*\\]"))
@@ -77,7 +80,7 @@ final class GradientSharing {
                 .networkMask(mask)
                 .portSupplier(new FreeUdpPort())
                 .build();
-        master[0] = new SharedTrainingMaster.Builder(voidConf, workers, new AdaptiveThresholdAlgorithm(cfg.sharingThreshold), cfg.batchSize)
+        SharedTrainingMaster master = new SharedTrainingMaster.Builder(voidConf, workers, new AdaptiveThresholdAlgorithm(cfg.sharingThreshold), cfg.batchSize)
                 .batchSizePerWorker(cfg.batchSize)
                 .workersPerNode(1)
                 .workerPrefetchNumBatches(0)
@@ -91,7 +94,7 @@ final class GradientSharing {
                 .build();
         log.info("gradient sharing: controller {}:{} (UDP), threshold {}, {} executors, network mask {}", address, port,
                 cfg.sharingThreshold, workers, mask == null ? "none" : mask);
-        return new GradientSharing(sc, workers, cfg.syncTimeout, address + ":" + port);
+        return new GradientSharing(sc, master, workers, cfg.syncTimeout, address + ":" + port);
     }
 
     /**
@@ -148,6 +151,9 @@ final class GradientSharing {
         String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getClass().getSimpleName() + ": " + t.getMessage();
         return m.lines().findFirst().orElse(m);
     }
+
+    /** DL4J's training master, for SparkComputationGraph. */
+    SharedTrainingMaster master() { return master; }
 
     /** Executors in the mesh at the end of the last round. */
     int meshExecutors() { return meshExecutors; }

@@ -19,7 +19,6 @@ import org.deeplearning4j.spark.api.Repartition;
 import org.deeplearning4j.spark.impl.graph.SparkComputationGraph;
 import org.deeplearning4j.spark.impl.paramavg.ParameterAveragingTrainingMaster;
 import org.deeplearning4j.spark.api.TrainingMaster;
-import org.deeplearning4j.spark.parameterserver.training.SharedTrainingMaster;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.sparkformer.worker.data.Windows;
@@ -157,9 +156,8 @@ public final class Trainer {
         TrainingMaster<?, ?> master;
         GradientSharing sharing = null;
         if (cfg.sync.equals("sharing")) {
-            SharedTrainingMaster[] built = new SharedTrainingMaster[1];
-            sharing = GradientSharing.start(sc, cfg, workers, built);
-            master = built[0];
+            sharing = GradientSharing.start(sc, cfg, workers);
+            master = sharing.master();
         } else {
             master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
                     .batchSizePerWorker(cfg.batchSize)
