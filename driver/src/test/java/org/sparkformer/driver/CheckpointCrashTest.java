@@ -26,14 +26,9 @@ class CheckpointCrashTest {
     List<String> train(Path out, List<String> jvm, String... extra) throws Exception {
         Path data = tmp.resolve("corpus.txt");
         if (!Files.exists(data)) TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1200, 5));
-        List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(), "--master", "local[1]",
-                "--workers", "1", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
-                "--steps", "30", "--eval-interval", "30", "--averaging-frequency", "5", "--checkpoint-interval", "10",
-                "--samples", "0", "--eval-sample-tokens", "0", "--tensorboard", "none", "--progress", "log"));
-        args.addAll(List.of(extra));
-        List<String> cmd = ConsoleTest.java(ConsoleTest.conf("log4j2.xml").toString(), args.toArray(String[]::new));
-        cmd.addAll(1, jvm);
-        return cmd;
+        List<String> flags = new ArrayList<>(List.of("--steps", "30", "--eval-interval", "30"));
+        flags.addAll(List.of(extra));
+        return ConsoleTest.childTrain(data, out, jvm, flags.toArray(String[]::new));
     }
 
     /** Runs the training process with a fault point that halts it during the second checkpoint (the first completes). */

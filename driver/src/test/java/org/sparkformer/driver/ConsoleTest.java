@@ -31,6 +31,18 @@ class ConsoleTest {
         return cmd;
     }
 
+    /** A training process on one local replica of a tiny model, checkpointing every 10 steps; flags and JVM options added. */
+    static List<String> childTrain(Path data, Path out, List<String> jvm, String... flags) {
+        List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(), "--master", "local[1]",
+                "--workers", "1", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
+                "--averaging-frequency", "5", "--checkpoint-interval", "10",
+                "--samples", "0", "--eval-sample-tokens", "0", "--tensorboard", "none", "--progress", "log"));
+        args.addAll(List.of(flags));
+        List<String> cmd = java(conf("log4j2.xml").toString(), args.toArray(String[]::new));
+        cmd.addAll(1, jvm);
+        return cmd;
+    }
+
     static Path conf(String name) {
         for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent())
             if (Files.exists(dir.resolve("conf").resolve(name))) return dir.resolve("conf").resolve(name);
