@@ -73,6 +73,9 @@ final class Evaluate {
         return new Result(mean, Math.exp(mean), sums[0] / Math.log(2) / sums[2], (long) sums[1], (long) sums[2], (System.nanoTime() - t0) / 1e9);
     }
 
+    /** Scoring tasks of one JVM share it; a collection takes it exclusively. */
+    private static final java.util.concurrent.locks.ReentrantReadWriteLock SCORING = new java.util.concurrent.locks.ReentrantReadWriteLock();
+
     /** (nats, tokens, bytes) over non-overlapping windows of tokens[from, to). */
     static double[] score(GptConfig model, float[] params, Tokenizer tok, int[] tokens, int from, int to, int batchSize) {
         ComputationGraph g = Gpt.build(model, new org.nd4j.linalg.learning.config.Sgd(0), 0, DataType.FLOAT,
@@ -85,12 +88,26 @@ final class Evaluate {
         for (int i = 0; i < starts.size(); i += batchSize) {
             int[] batch = starts.subList(i, Math.min(starts.size(), i + batchSize)).stream().mapToInt(Integer::intValue).toArray();
             MultiDataSet ds = Windows.batch(tokens, batch, t);
-            nats += g.score(ds, false) * batch.length * t;   // the score is the mean over B·T predictions
+            SCORING.readLock().lock();
+            try {
+                nats += g.score(ds, false) * batch.length * t;   // the score is the mean over B·T predictions
+            } finally {
+                SCORING.readLock().unlock();
+            }
             scored += (long) batch.length * t;
             for (int s : batch) bytes += tok.decode(java.util.Arrays.copyOfRange(tokens, s + 1, s + t + 1)).getBytes(StandardCharsets.UTF_8).length;
             // inference outside a training step allocates off-heap arrays that only a GC frees; with little heap
-            // pressure none comes (measured: small preset, +1.6 GB per 10 s): collect now and then
-            if (i / batchSize % 4 == 3) System.gc();
+            // pressure none comes (measured: small preset, +1.6 GB per 10 s): collect now and then, but only while no
+            // other task of this JVM is inside an ND4J op (a GC then crashed the JVM: ND4J can free a temporary's native
+            // buffer that a running op still reads, SIGSEGV in DataBuffer::primary, EvalTest under C1)
+            if (i / batchSize % 4 == 3) {
+                SCORING.writeLock().lock();
+                try {
+                    System.gc();
+                } finally {
+                    SCORING.writeLock().unlock();
+                }
+            }
         }
         return new double[]{nats, scored, bytes};
     }

@@ -20,11 +20,11 @@ import static org.junit.jupiter.api.Assertions.*;
 class ConsoleTest {
     @TempDir Path tmp;
 
-    /** This JVM's flags (Spark's --add-opens, the log config) and class path, running Main with args. */
+    /** This JVM's flags (Spark's --add-opens, -XX: and -D options, the log config) and class path, running Main with args. */
     static List<String> java(String logConfig, String... args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
-            if (a.startsWith("--add-opens") || (a.startsWith("-D") && !a.startsWith("-Dlog4j2.configurationFile"))) cmd.add(a);
+            if (a.startsWith("--add-opens") || a.startsWith("-XX:") || (a.startsWith("-D") && !a.startsWith("-Dlog4j2.configurationFile"))) cmd.add(a);
         cmd.add("-Dlog4j2.configurationFile=" + logConfig);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(List.of(args));
