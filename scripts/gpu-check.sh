@@ -48,8 +48,8 @@ done
 echo "gpu-check: 50 training steps ..." >&2
 DATA="${GPU_CHECK_DATA:-}"
 [ -n "$DATA" ] || { DATA="$LOG/corpus.txt"; find "$ROOT" -name '*.java' -path '*/src/*' -exec cat {} + > "$DATA"; }
-for dtype in float32; do   # --dtype float16/bfloat16 are not built yet (issue #9): float32 only
-  if run train --data "$DATA" --preset small --steps 50 --eval-interval 50 --master 'local[1]' --samples 0 \
+for dtype in float32 float16 bfloat16; do
+  if run train --data "$DATA" --preset small --steps 50 --eval-interval 50 --master 'local[1]' --samples 0 --dtype "$dtype" \
       --tensorboard none --progress log --out "$LOG/run-$dtype" > "$LOG/train-$dtype.log" 2>&1; then
     row "train small 50 steps ($dtype)" "$(grep '^done' "$LOG/train-$dtype.log" | sed 's/, run in.*//')"
   else

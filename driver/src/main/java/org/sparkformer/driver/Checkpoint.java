@@ -230,6 +230,7 @@ public final class Checkpoint {
             GptConfig model;
             try {
                 model = JSON.treeToValue(root.get("model"), GptConfig.class).validate();
+                model.dtype = "float32";   // the weights are float32; a run's --dtype applies to its own products
             } catch (Exception e) {
                 throw new UserError(dir + "/" + CONFIG + ": invalid model section (" + e.getMessage().split("\n")[0] + ")");
             }

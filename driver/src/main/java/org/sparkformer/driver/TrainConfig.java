@@ -48,6 +48,8 @@ public final class TrainConfig implements Serializable {
     /** sharing: the initial encoding threshold, the driver's address as executors reach it ("" = spark.driver.host),
      *  the subnet executors advertise addresses from, and how long the mesh may take to form / a round may stall. */
     public double sharingThreshold = 1e-4;
+    /** Precision of the matrix products: float32, or float16 / bfloat16 (mixed precision; the CUDA backend only). */
+    public String dtype = "float32";
     public String controllerAddress = "", networkMask = "";
     public int syncTimeout = 120;
     // evaluation and output
@@ -102,6 +104,7 @@ public final class TrainConfig implements Serializable {
                 case "averaging-frequency" -> averagingFrequency = positiveInt(value);
                 case "sync" -> sync = choice(value, "averaging", "sharing");
                 case "sharing-threshold" -> sharingThreshold = number(value);
+                case "dtype" -> dtype = choice(value, "float32", "float16", "bfloat16");
                 case "controller-address" -> controllerAddress = value.trim();
                 case "network-mask" -> networkMask = value.trim();
                 case "sync-timeout" -> syncTimeout = positiveInt(value);
@@ -177,7 +180,7 @@ public final class TrainConfig implements Serializable {
     public GptConfig model(int vocabSize) {
         GptConfig c = new GptConfig();
         c.nLayer = nLayer; c.nHead = nHead; c.nEmbd = nEmbd; c.blockSize = blockSize; c.vocabSize = vocabSize;
-        c.dropout = dropout; c.tiedHead = tiedHead; c.seed = seed;
+        c.dropout = dropout; c.tiedHead = tiedHead; c.seed = seed; c.dtype = dtype;
         c.positional = GptConfig.Positional.valueOf(positional.toUpperCase(Locale.ROOT));
         if (!teacher.isEmpty()) {
             c.distillAlpha = distillAlpha;

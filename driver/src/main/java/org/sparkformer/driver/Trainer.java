@@ -24,7 +24,9 @@ import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.sparkformer.worker.data.Windows;
 import org.sparkformer.worker.generate.KvCache;
 import org.sparkformer.worker.generate.Sampler;
+import org.nd4j.linalg.factory.Nd4j;
 import org.sparkformer.worker.model.GlobalNormClipping;
+import org.sparkformer.worker.model.LossScaler;
 import org.sparkformer.worker.model.IterationSync;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
@@ -79,10 +81,22 @@ public final class Trainer {
         return this;
     }
 
+    /**
+     * 16-bit products need ND4J's CUDA backend: its CPU backend runs them in generic loops (measured here: 0.08 GFLOP/s
+     * in float16, 0.3 in bfloat16, against ~40 in float32). -Dsparkformer.dtype.cpu=true allows it (tests: correct, slow).
+     */
+    static void checkDtypeBackend(String dtype) {
+        if (dtype.equals("float32") || Boolean.getBoolean("sparkformer.dtype.cpu")) return;
+        if (Nd4j.getBackend().getClass().getSimpleName().toLowerCase(Locale.ROOT).contains("cpu"))
+            throw new UserError("--dtype " + dtype + ": ND4J's CPU backend has no 16-bit matrix products (0.08-0.3 GFLOP/s here, "
+                    + "against ~40 in float32); use --dtype float32 on CPU, " + dtype + " with the CUDA backend (build with -Pcuda)");
+    }
+
     /** Result of a run, for the CLI and tests. */
     public record Result(String runDir, long steps, double firstValLoss, double finalValLoss, List<String> samples) {}
 
     public Result run(JavaSparkContext sc) throws IOException {
+        checkDtypeBackend(cfg.dtype);
         Configuration hadoop = sc.hadoopConfiguration();
         String runDir = resolveRunDir(hadoop);
         String dataUri = cfg.data.isEmpty() ? Corpus.defaultJdkSources() : cfg.data;
@@ -148,6 +162,8 @@ public final class Trainer {
         if (loaded != null) checkSameShape(loaded.model(), cfg.model(tokenizer.vocabSize()));
         ComputationGraph graph = loaded != null ? loaded.graph()
                 : Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
+        model.dtype = cfg.dtype;
+        Gpt.computeIn(graph, cfg.dtype);   // also on resume: the checkpoint holds float32 weights whatever a run computed in
         Checkpoint.State state = loaded != null ? loaded.state() : new Checkpoint.State();
         log.info("{}: {} parameters, vocab {}, {} train / {} val tokens, {} workers x batch {}, {} steps",
                 model, String.format(Locale.ROOT, "%,d", graph.numParams()), tokenizer.vocabSize(), trainTokens, val.length,
@@ -230,7 +246,9 @@ public final class Trainer {
                 long t0 = System.nanoTime(), roundStartMs = System.currentTimeMillis();
                 graph.getConfiguration().setIterationCount((int) state.step);
                 gradNorms.reset();
-                master.setListeners(List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
+                master.setListeners(cfg.dtype.equals("float16")   // the loss scaler unscales before clipping measures
+                        ? List.of(new IterationSync(state.step), new LossScaler(), new GlobalNormClipping(cfg.gradClip, normSink))
+                        : List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
                         new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher)
                                 .devices(deviceLog), true);

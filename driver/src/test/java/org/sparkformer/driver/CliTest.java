@@ -32,6 +32,7 @@ class CliTest {
         assertTrue(error("train", "--n-embd", "100", "--n-head", "3").contains("--n-embd (100) must be divisible by --n-head (3)"));
         assertTrue(error("train", "--preset", "huge").contains("unknown preset 'huge'"));
         assertTrue(error("train", "--steps").contains("--steps: missing value"));
+        assertTrue(error("train", "--dtype", "float8").contains("--dtype: expected one of float32, float16, bfloat16, got 'float8'"));
         assertTrue(error("frobnicate").contains("unknown command"));
         assertTrue(error("generate", "--prompt", "x").contains("--checkpoint: required"));
         assertTrue(error("generate", "--checkpoint", tmp.resolve("nope").toString()).contains("no such checkpoint"));

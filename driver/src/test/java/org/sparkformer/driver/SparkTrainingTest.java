@@ -95,6 +95,34 @@ class SparkTrainingTest {
         assertTrue(e.getMessage().startsWith("--prompt: character 'Z'"), e.getMessage());
     }
 
+    /**
+     * --dtype float16 / bfloat16 on Spark replicas (allowed on CPU by a property: ND4J's CPU backend computes 16-bit
+     * products correctly but slowly), the CPU refusal without it, and a checkpoint that loads as float32.
+     */
+    @Test void sixteenBitProductsTrainAndTheCpuBackendRefusesThemByDefault() throws Exception {
+        TrainConfig refused = tinyConfig(tmp.resolve("run-f16-refused"), 10);
+        refused.dtype = "float16";
+        UserError e = assertThrows(UserError.class, () -> new Trainer(refused, null, false).run(sc));
+        assertTrue(e.getMessage().startsWith("--dtype float16: ND4J's CPU backend has no 16-bit matrix products"), e.getMessage());
+        assertFalse(Files.exists(tmp.resolve("run-f16-refused").resolve("ckpt")), "nothing written");
+        System.setProperty("sparkformer.dtype.cpu", "true");
+        try {
+            for (String dtype : new String[]{"float16"}) {   // bfloat16 trains in MixedPrecisionTest (16-bit products are slow on CPU)
+                Path out = tmp.resolve("run-" + dtype);
+                TrainConfig c = tinyConfig(out, 30);
+                c.dtype = dtype;
+                c.samples = 0;
+                Trainer.Result r = new Trainer(c, null, false).run(sc);
+                assertTrue(r.finalValLoss() < 0.8 * r.firstValLoss(), dtype + ": val loss " + r.firstValLoss() + " -> " + r.finalValLoss());
+                Checkpoint.Loaded ckpt = Checkpoint.load(out.toString(), new Configuration(), false);
+                assertEquals("float32", ckpt.model().dtype, "weights load for float32 inference");
+                assertEquals(dtype, ckpt.config().dtype, "the run's setting is kept for --resume");
+            }
+        } finally {
+            System.clearProperty("sparkformer.dtype.cpu");
+        }
+    }
+
     @Test void checkpointSaveLoadGivesIdenticalLogits() throws Exception {
         Path out = tmp.resolve("run-b");
         new Trainer(tinyConfig(out, 10), null, false).run(sc);

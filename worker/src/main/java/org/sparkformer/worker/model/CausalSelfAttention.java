@@ -77,14 +77,14 @@ public class CausalSelfAttention extends GptLayerConf {
                 LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
                 h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
                 ln = lnCache[0];
-                INDArray qkv = Gemm.mm(h, false, param(WQKV), false).addiRowVector(param(BQKV));        // [N, 3C]
+                INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
                 // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
                 INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
                 q = heads.get(NDArrayIndex.point(0));
                 k = heads.get(NDArrayIndex.point(1));
                 v = heads.get(NDArrayIndex.point(2));
 
-                INDArray att = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
+                INDArray att = Gemm.bmm(q, false, k, true, ct()).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
                 if (causalT != t) {
                     final long len = t;
                     causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
@@ -94,10 +94,10 @@ public class CausalSelfAttention extends GptLayerConf {
                 p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
                 attnMask = dropoutMask(training, b, nh, t, t);
                 pDropped = attnMask == null ? p : p.mul(attnMask);
-                INDArray yh = Nd4j.matmul(pDropped, v);                                    // [B,H,T,D]
+                INDArray yh = Gemm.bmm(pDropped, false, v, false, ct());                                    // [B,H,T,D]
                 y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
 
-                INDArray out = Gemm.mm(y, false, param(WO), false).addiRowVector(param(BO));
+                INDArray out = Gemm.mm(y, false, param(WO), false, ct()).addiRowVector(param(BO));
                 residMask = dropoutMask(training, n, c);
                 if (residMask != null) out.muli(residMask);
                 return (out.addi(x2).reshape(b, t, c));
@@ -111,20 +111,20 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray dOut = epsilon.castTo(dataType).reshape(n, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
 
-            Gemm.into(grad(WO), y, true, dBranch, false);
+            Gemm.into(grad(WO), y, true, dBranch, false, ct());
             Gemm.columnSums(dBranch, grad(BO));
-            INDArray dy = Gemm.mm(dBranch, false, param(WO), true)
+            INDArray dy = Gemm.mm(dBranch, false, param(WO), true, ct())
                     .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
 
-            INDArray dpd = Nd4j.matmul(dy, v, false, true, false);                   // [B,H,T,T]
-            INDArray dv = Nd4j.matmul(pDropped, dy, true, false, false);
+            INDArray dpd = Gemm.bmm(dy, false, v, true, ct());                   // [B,H,T,T]
+            INDArray dv = Gemm.bmm(pDropped, true, dy, false, ct());
             INDArray dp = attnMask == null ? dpd : dpd.muli(attnMask);
             // softmax backward, row-wise: datt = p * (dp - sum(dp * p))
             INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
             INDArray datt = dp2.subColumnVector(dp2.mul(p2).sum(true, 1)).muli(p2)
                     .muli(1.0 / Math.sqrt(d)).reshape(b, nh, t, t);
-            INDArray dq = Nd4j.matmul(datt, k);
-            INDArray dk = Nd4j.matmul(datt, q, true, false, false);
+            INDArray dq = Gemm.bmm(datt, false, k, false, ct());
+            INDArray dk = Gemm.bmm(datt, true, q, false, ct());
 
             INDArray dheads = Nd4j.create(dataType, 3, b, nh, t, d);
             dheads.get(NDArrayIndex.point(0)).assign(dq);
@@ -132,9 +132,9 @@ public class CausalSelfAttention extends GptLayerConf {
             dheads.get(NDArrayIndex.point(2)).assign(dv);
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
 
-            Gemm.into(grad(WQKV), h, true, dqkv, false);
+            Gemm.into(grad(WQKV), h, true, dqkv, false, ct());
             Gemm.columnSums(dqkv, grad(BQKV));
-            INDArray dh = Gemm.mm(dqkv, false, param(WQKV), true);
+            INDArray dh = Gemm.mm(dqkv, false, param(WQKV), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
             return result(dx.reshape(b, t, c), mgr);
         }

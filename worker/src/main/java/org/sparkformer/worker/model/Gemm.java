@@ -1,5 +1,6 @@
 package org.sparkformer.worker.model;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -22,6 +23,34 @@ public final class Gemm {
     /** out = op(a) · op(b), written into an existing matrix (e.g. a gradient view). */
     static void into(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB) {
         Nd4j.gemm(a, b, out, transA, transB, 1.0, 0.0);
+    }
+
+    /*
+     * Mixed precision: with a 16-bit compute type the operands are cast down, multiplied in that type (tensor cores
+     * on CUDA) and the product cast back to the network's type; everything between products stays float32.
+     * A null compute type, or one no narrower than the operands (double in gradient checks), means no cast.
+     */
+
+    /** op(a) · op(b) with the product in {@code compute} precision; result in a's type. */
+    public static INDArray mm(INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
+        if (!narrows(compute, a)) return mm(a, transA, b, transB);
+        return mm(a.castTo(compute), transA, b.castTo(compute), transB).castTo(a.dataType());
+    }
+
+    /** out = op(a) · op(b) with the product in {@code compute} precision. */
+    static void into(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
+        if (!narrows(compute, a)) into(out, a, transA, b, transB);
+        else out.assign(mm(a.castTo(compute), transA, b.castTo(compute), transB));
+    }
+
+    /** Batched op(a) · op(b) over the leading axes (attention's heads), in {@code compute} precision. */
+    static INDArray bmm(INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
+        if (!narrows(compute, a)) return Nd4j.matmul(a, b, transA, transB, false);
+        return Nd4j.matmul(a.castTo(compute), b.castTo(compute), transA, transB, false).castTo(a.dataType());
+    }
+
+    private static boolean narrows(DataType compute, INDArray a) {
+        return compute != null && compute.width() < a.dataType().width();
     }
 
     /** Column sums of x [N, C] into out [1, C], as ones[1, N] · x (faster than a reduction along rows). */

@@ -42,15 +42,15 @@ public final class Gpt {
         long paramsBeforeHead = emb.initializer().numParams(emb);
         String prev = EMBEDDING;
         for (int i = 0; i < c.nLayer; i++) {
-            CausalSelfAttention attn = new CausalSelfAttention(attention(i), c);
-            MlpBlock mlp = new MlpBlock(mlp(i), c);
+            GptLayerConf attn = new CausalSelfAttention(attention(i), c).computeIn(c.dtype);
+            GptLayerConf mlp = new MlpBlock(mlp(i), c).computeIn(c.dtype);
             g.addLayer(attention(i), attn, prev);
             g.addLayer(mlp(i), mlp, attention(i));
             prev = mlp(i);
             paramsBeforeHead += attn.initializer().numParams(attn) + mlp.initializer().numParams(mlp);
         }
         // wte is the first parameter of the first layer in topological order: the very start of the flat vector
-        g.addLayer(HEAD, new LmHead(HEAD, c, -paramsBeforeHead), prev);
+        g.addLayer(HEAD, new LmHead(HEAD, c, -paramsBeforeHead).computeIn(c.dtype), prev);
         g.setOutputs(HEAD);
         return g.build();
     }
@@ -68,6 +68,12 @@ public final class Gpt {
         graph.init(params.castTo(dataType).reshape(1, params.length()).dup(), false);
         checkTying(graph, c);
         return graph;
+    }
+
+    /** Sets the precision of every layer's matrix products (the layers read it at each pass); the weights stay as they are. */
+    public static void computeIn(ComputationGraph graph, String dtype) {
+        for (org.deeplearning4j.nn.api.Layer l : graph.getLayers())
+            if (l.conf().getLayer() instanceof GptLayerConf conf && !(conf instanceof TokenEmbedding)) conf.computeIn(dtype);
     }
 
     /** The tied head must see exactly the embedding's table (same memory), or the layout assumption broke. */

@@ -29,12 +29,17 @@ public final class GptConfig implements Serializable {
      * alpha CE(labels) + (1 - alpha) T^2 KL(softmax(teacher / T) || softmax(student / T)).
      */
     public double distillAlpha = 1.0, distillTemperature = 1.0;
+    /**
+     * Precision of the matrix products (mixed precision): float32, or float16 / bfloat16 with parameters, optimizer
+     * state, LayerNorm, softmax and the loss kept in the network's float32. float16 scales the loss ({@link LossScaler}).
+     */
+    public String dtype = "float32";
 
     public GptConfig copy() {
         GptConfig c = new GptConfig();
         c.nLayer = nLayer; c.nHead = nHead; c.nEmbd = nEmbd; c.blockSize = blockSize; c.vocabSize = vocabSize;
         c.dropout = dropout; c.tiedHead = tiedHead; c.positional = positional; c.seed = seed;
-        c.distillAlpha = distillAlpha; c.distillTemperature = distillTemperature;
+        c.distillAlpha = distillAlpha; c.distillTemperature = distillTemperature; c.dtype = dtype;
         return c;
     }
 
@@ -48,7 +53,18 @@ public final class GptConfig implements Serializable {
         require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);
         require(distillAlpha >= 0 && distillAlpha <= 1, "distill-alpha must be in [0, 1], got " + distillAlpha);
         require(distillTemperature > 0, "distill-temperature must be > 0, got " + distillTemperature);
+        computeType(dtype);
         return this;
+    }
+
+    /** The 16-bit type products run in, or null for the network's own type (float32). */
+    public static org.nd4j.linalg.api.buffer.DataType computeType(String dtype) {
+        return switch (dtype == null ? "float32" : dtype) {
+            case "float32" -> null;
+            case "float16" -> org.nd4j.linalg.api.buffer.DataType.HALF;
+            case "bfloat16" -> org.nd4j.linalg.api.buffer.DataType.BFLOAT16;
+            default -> throw new IllegalArgumentException("dtype must be float32, float16 or bfloat16, got " + dtype);
+        };
     }
 
     private static void require(boolean ok, String message) {
@@ -79,6 +95,7 @@ public final class GptConfig implements Serializable {
 
     @Override public String toString() {
         return "GptConfig{L=" + nLayer + ", H=" + nHead + ", C=" + nEmbd + ", T=" + blockSize + ", V=" + vocabSize
-                + ", dropout=" + dropout + ", tied=" + tiedHead + ", pos=" + positional + "}";
+                + ", dropout=" + dropout + ", tied=" + tiedHead + ", pos=" + positional
+                + ("float32".equals(dtype) ? "" : ", dtype=" + dtype) + "}";
     }
 }

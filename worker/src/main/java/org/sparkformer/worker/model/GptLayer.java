@@ -24,6 +24,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
 
     protected INDArray param(String name) { return params.get(name); }
 
+    /** The precision of this layer's matrix products (null: the network's own type). */
+    protected DataType ct() { return layerConf().computeType(); }
+
     protected INDArray grad(String name) { return gradientViews.get(name); }
 
     /** All of this layer's gradient views, keyed by parameter name, as DL4J's updater expects. */

@@ -26,6 +26,8 @@ public abstract class GptLayerConf extends BaseLayer {
     protected int nEmbd;
     protected int blockSize;
     protected double dropout;
+    /** float32, float16 or bfloat16: the type of this layer's matrix products ({@link GptConfig#dtype}). */
+    protected String dtype = "float32";
 
     protected GptLayerConf() {}
 
@@ -56,6 +58,18 @@ public abstract class GptLayerConf extends BaseLayer {
 
     /** Width of the output's last axis. */
     protected long outputSize() { return nEmbd; }
+
+    /** Runs this layer's matrix products in the given precision; returns this. */
+    public GptLayerConf computeIn(String dtype) {
+        GptConfig.computeType(dtype);
+        this.dtype = dtype;
+        return this;
+    }
+
+    public String getDtype() { return dtype; }
+
+    /** The 16-bit type of the products, or null for the network's own type. */
+    DataType computeType() { return GptConfig.computeType(dtype); }
 
     public int getNEmbd() { return nEmbd; }
     public int getBlockSize() { return blockSize; }

@@ -117,7 +117,7 @@ public class LmHead extends GptLayerConf {
             LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
             h = LayerNorm.forward(x.reshape(b * t, c), param(LNG), param(LNB), lnCache);
             ln = lnCache[0];
-            return Gemm.mm(h, false, weight(), true);
+            return Gemm.mm(h, false, weight(), true, ct());
         }
 
         @Override
@@ -173,11 +173,19 @@ public class LmHead extends GptLayerConf {
             return shifted.subiColumnVector(Transforms.log(Transforms.exp(shifted, true).sum(true, 1), true));
         }
 
+        /** The loss scale the last backward pass multiplied every gradient by (float16: {@link LossScaler}). */
+        private double usedLossScale = 1;
+
+        public double usedLossScale() { return usedLossScale; }
+
         @Override
         public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
             lossAndDlogits();
-            Gemm.into(weightGrad(), dlogits, true, h, false);                  // [V, C]
-            INDArray dh = Gemm.mm(dlogits, false, weight(), false);             // [N, C]
+            // float16 products: scale the loss so that small gradients survive the cast to 16 bits (unscaled by LossScaler)
+            usedLossScale = ct() == DataType.HALF ? LossScaler.current() : 1;
+            if (usedLossScale != 1) dlogits.muli(usedLossScale);
+            Gemm.into(weightGrad(), dlogits, true, h, false, ct());                  // [V, C]
+            INDArray dh = Gemm.mm(dlogits, false, weight(), false, ct());             // [N, C]
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB));
             dlogits = null;
             return result(dx.reshape(b, t, layerConf().nEmbd), mgr);

@@ -55,10 +55,10 @@ public class MlpBlock extends GptLayerConf {
                 LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
                 h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
                 ln = lnCache[0];
-                a = Gemm.mm(h, false, param(WFC), false).addiRowVector(param(BFC));                 // [N, 4C]
+                a = Gemm.mm(h, false, param(WFC), false, ct()).addiRowVector(param(BFC));                 // [N, 4C]
                 s = Gelu.sigmoidPart(a);
                 g = Gelu.forward(a, s);
-                INDArray out = Gemm.mm(g, false, param(WPROJ), false).addiRowVector(param(BPROJ));  // [N, C]
+                INDArray out = Gemm.mm(g, false, param(WPROJ), false, ct()).addiRowVector(param(BPROJ));  // [N, C]
                 residMask = dropoutMask(training, b * t, c);
                 if (residMask != null) out.muli(residMask);
                 return (out.addi(x2).reshape(b, t, c));
@@ -70,12 +70,12 @@ public class MlpBlock extends GptLayerConf {
             long c = layerConf().nEmbd;
             INDArray dOut = epsilon.castTo(dataType).reshape(b * t, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
-            Gemm.into(grad(WPROJ), g, true, dBranch, false);
+            Gemm.into(grad(WPROJ), g, true, dBranch, false, ct());
             Gemm.columnSums(dBranch, grad(BPROJ));
-            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true), a, s);
-            Gemm.into(grad(WFC), h, true, da, false);
+            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true, ct()), a, s);
+            Gemm.into(grad(WFC), h, true, da, false, ct());
             Gemm.columnSums(da, grad(BFC));
-            INDArray dh = Gemm.mm(da, false, param(WFC), true);
+            INDArray dh = Gemm.mm(da, false, param(WFC), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
             return result(dx.reshape(b, t, c), mgr);
         }
