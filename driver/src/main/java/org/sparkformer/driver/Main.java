@@ -179,6 +179,8 @@ public final class Main {
             Trainer.Result r = new Trainer(cfg, resume, overwrite).progress(Progress.choose(cfg.progress, out)).run(sc);
             for (int i = 0; i < r.samples().size(); i++) out.println("--- sample " + (i + 1) + " ---\n" + r.samples().get(i));
             out.printf("done: %d steps, val loss %.4f (first %.4f), run in %s%n", r.steps(), r.finalValLoss(), r.firstValLoss(), r.runDir());
+        } finally {
+            if (cfg.master.startsWith("local-cluster")) LeftoverExecutors.stop(10);
         }
         return 0;
     }

@@ -72,6 +72,8 @@ final class ScalingBench {
         Trainer.Result result;
         try (JavaSparkContext sc = new JavaSparkContext(conf)) {
             result = new Trainer(c, null, true).run(sc);
+        } finally {
+            LeftoverExecutors.stop(10);
         }
         List<Double> tps = new ArrayList<>();
         double syncMs = 0, wallMs = 0;

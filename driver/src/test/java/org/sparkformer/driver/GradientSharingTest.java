@@ -16,6 +16,9 @@ import static org.junit.jupiter.api.Assertions.*;
 class GradientSharingTest {
     @TempDir Path tmp;
 
+    /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
+    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() { LeftoverExecutors.stop(10); }
+
     static TrainConfig sharing(Path run, int steps, String data) {
         TrainConfig c = SparkTrainingTest.tinyConfig(run, steps, data);
         c.sync = "sharing";

@@ -22,6 +22,9 @@ import static org.junit.jupiter.api.Assertions.*;
 class LocalClusterTest {
     @TempDir Path tmp;
 
+    /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
+    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() { LeftoverExecutors.stop(10); }
+
     static SparkConf cluster() {
         String home = System.getenv("SPARK_HOME");
         Assumptions.assumeTrue(home != null && Files.isDirectory(Path.of(home, "jars")), "no SPARK_HOME/jars (run through Maven)");
