@@ -180,7 +180,7 @@ public final class Main {
             for (int i = 0; i < r.samples().size(); i++) out.println("--- sample " + (i + 1) + " ---\n" + r.samples().get(i));
             out.printf("done: %d steps, val loss %.4f (first %.4f), run in %s%n", r.steps(), r.finalValLoss(), r.firstValLoss(), r.runDir());
         } finally {
-            if (cfg.master.startsWith("local-cluster")) LeftoverExecutors.stop(10);
+            if (cfg.master.startsWith("local-cluster")) LeftoverExecutors.stop();
         }
         return 0;
     }

@@ -73,7 +73,7 @@ final class ScalingBench {
         try (JavaSparkContext sc = new JavaSparkContext(conf)) {
             result = new Trainer(c, null, true).run(sc);
         } finally {
-            LeftoverExecutors.stop(10);
+            LeftoverExecutors.stop();
         }
         List<Double> tps = new ArrayList<>();
         double syncMs = 0, wallMs = 0;

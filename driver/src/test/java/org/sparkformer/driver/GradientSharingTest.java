@@ -17,7 +17,11 @@ class GradientSharingTest {
     @TempDir Path tmp;
 
     /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
-    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() { LeftoverExecutors.stop(10); }
+    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() {
+        LeftoverExecutors.stop();
+        assertTrue(ProcessHandle.current().descendants().noneMatch(p -> LeftoverExecutors.commandLine(p).contains("CoarseGrainedExecutorBackend")),
+                "an executor JVM outlived its SparkContext");
+    }
 
     static TrainConfig sharing(Path run, int steps, String data) {
         TrainConfig c = SparkTrainingTest.tinyConfig(run, steps, data);

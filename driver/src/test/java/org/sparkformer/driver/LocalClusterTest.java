@@ -23,7 +23,11 @@ class LocalClusterTest {
     @TempDir Path tmp;
 
     /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
-    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() { LeftoverExecutors.stop(10); }
+    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() {
+        LeftoverExecutors.stop();
+        assertTrue(ProcessHandle.current().descendants().noneMatch(p -> LeftoverExecutors.commandLine(p).contains("CoarseGrainedExecutorBackend")),
+                "an executor JVM outlived its SparkContext");
+    }
 
     static SparkConf cluster() {
         String home = System.getenv("SPARK_HOME");
@@ -55,13 +59,7 @@ class LocalClusterTest {
     }
 
     /** A process's full command line (ProcessHandle truncates long ones): /proc/PID/cmdline, NULs as spaces. */
-    static String commandLine(ProcessHandle p) {
-        try {
-            return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "cmdline"))).replace('\0', ' ');
-        } catch (java.io.IOException e) {
-            return "";
-        }
-    }
+    static String commandLine(ProcessHandle p) { return LeftoverExecutors.commandLine(p); }
 
     /** kill -9 of one executor JVM mid-training: Spark re-runs its tasks, the run finishes, the failure is reported. */
     @Test void survivesALostExecutor() throws Exception {
