@@ -55,6 +55,20 @@ class KubernetesManifestTest {
             if (a.startsWith("--")) assertTrue(TrainConfig.isKey(a.substring(2)), "train accepts " + a);
     }
 
+    /** deploy/yarn/spark-defaults.conf: every key one Spark (core or its YARN module) or our driver reads. */
+    @Test void yarnDefaultsNameKeysSparkKnows() throws Exception {
+        org.apache.spark.deploy.yarn.config.package$.MODULE$.MAX_APP_ATTEMPTS();   // loads spark-yarn's entries
+        List<String> keys = new ArrayList<>();
+        for (String line : Files.readAllLines(GpuBindingTest.root().resolve("deploy/yarn/spark-defaults.conf"))) {
+            if (line.isBlank() || line.startsWith("#")) continue;
+            String key = line.trim().split("\\s+")[0];
+            keys.add(key);
+            if (key.equals("spark.master") || key.startsWith("spark.yarn.appMasterEnv.")) continue;
+            checkSparkKey(key);
+        }
+        assertTrue(keys.containsAll(List.of("spark.master", "spark.submit.deployMode", ExecutorMemory.OFF_HEAP)), keys.toString());
+    }
+
     @Test void sparkApplicationManifestNamesWhatExists() throws Exception {
         JsonNode app = new ObjectMapper(new YAMLFactory()).readTree(ROOT.resolve("deploy/kubernetes/sparkformer-train.yaml").toFile());
         assertEquals("SparkApplication", app.get("kind").asText());

@@ -76,8 +76,8 @@ class YarnClusterIT {
             java.nio.file.Path root = GpuBindingTest.root();
             String sparkJars = System.getenv("SPARK_HOME") + "/jars/*";
             String javaHome = System.getProperty("java.home");
-            List<String> cmd = new ArrayList<>(List.of(root.resolve("deploy/spark-submit.sh").toString(),
-                    "--master", "yarn", "--deploy-mode", "cluster",
+            // deploy/yarn/submit.sh: master yarn, cluster mode and the rest from deploy/yarn/spark-defaults.conf
+            List<String> cmd = new ArrayList<>(List.of(root.resolve("deploy/yarn/submit.sh").toString(),
                     // the jars are on this machine already: containers use them in place instead of uploading 300 MB
                     "--conf", "spark.yarn.jars=local:" + sparkJars,
                     "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=" + javaHome, "--conf", "spark.executorEnv.JAVA_HOME=" + javaHome,
