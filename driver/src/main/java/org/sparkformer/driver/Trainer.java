@@ -246,9 +246,10 @@ public final class Trainer {
                 long t0 = System.nanoTime(), roundStartMs = System.currentTimeMillis();
                 graph.getConfiguration().setIterationCount((int) state.step);
                 gradNorms.reset();
-                master.setListeners(cfg.dtype.equals("float16")   // the loss scaler unscales before clipping measures
-                        ? List.of(new IterationSync(state.step), new LossScaler(), new GlobalNormClipping(cfg.gradClip, normSink))
-                        : List.of(new IterationSync(state.step), new GlobalNormClipping(cfg.gradClip, normSink)));
+                List<org.deeplearning4j.optimize.api.TrainingListener> listeners = new ArrayList<>(List.of(new IterationSync(state.step)));
+                if (cfg.dtype.equals("float16")) listeners.add(new LossScaler());   // unscales before clipping measures
+                listeners.add(new GlobalNormClipping(cfg.gradClip, normSink));
+                master.setListeners(listeners);
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
                         new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher)
                                 .devices(deviceLog), true);

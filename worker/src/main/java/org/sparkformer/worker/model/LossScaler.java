@@ -47,8 +47,7 @@ public final class LossScaler extends BaseTrainingListener implements Serializab
         if (g == null || !(model instanceof ComputationGraph graph) || !(graph.getLayer(Gpt.HEAD) instanceof LmHead.Impl head)) return;
         double used = head.usedLossScale();
         if (used == 1) return;
-        long bad = Nd4j.getExecutioner().exec(new MatchCondition(g, Conditions.isNan())).getLong(0)
-                + Nd4j.getExecutioner().exec(new MatchCondition(g, Conditions.isInfinite())).getLong(0);
+        long bad = Nd4j.getExecutioner().exec(new MatchCondition(g, Conditions.notFinite())).getLong(0);   // one pass: NaN or ±Inf
         if (bad > 0) {
             g.assign(0);
             scale = Math.max(1, used / 2);
