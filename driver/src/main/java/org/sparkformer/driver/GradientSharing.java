@@ -106,12 +106,21 @@ final class GradientSharing {
         long start = System.currentTimeMillis();
         long limitMs = Math.max(timeoutSeconds * 1000L, 5 * longestRoundMs);
         AtomicReference<String> reason = new AtomicReference<>();
+        Thread trainer = Thread.currentThread();
         Thread watchdog = new Thread(() -> {
+            long reasonAt = 0;
             try {
                 while (true) {
                     Thread.sleep(500);
                     long elapsed = System.currentTimeMillis() - start;
                     int joined = executorsJoined();
+                    if (reason.get() != null) {
+                        // again and again until fit returns: a job DL4J submits after a cancel would otherwise run
+                        // unwatched; and if fit still has not returned a minute later, interrupt its thread
+                        sc.sc().cancelAllJobs();
+                        if (System.currentTimeMillis() - reasonAt > 60_000) trainer.interrupt();
+                        continue;
+                    }
                     if (elapsed > timeoutSeconds * 1000L && joined < workers) {
                         reason.set("--sync sharing: the gradient-sharing mesh did not form within " + timeoutSeconds + " s (--sync-timeout): "
                                 + joined + " of " + workers + " executors joined the controller at " + controller + " over UDP; check that the "
@@ -121,8 +130,8 @@ final class GradientSharing {
                                 + " s, --sync-timeout); an executor may have lost its Aeron connection; the last checkpoint is kept");
                     }
                     if (reason.get() != null) {
+                        reasonAt = System.currentTimeMillis();
                         sc.sc().cancelAllJobs();
-                        return;
                     }
                 }
             } catch (InterruptedException done) {
@@ -139,6 +148,14 @@ final class GradientSharing {
             throw new UserError("--sync sharing: the round failed on the executors: " + rootCause(e) + " (details in the log)");
         } finally {
             watchdog.interrupt();
+            while (watchdog.isAlive()) {
+                try {
+                    watchdog.join();
+                } catch (InterruptedException sentByTheWatchdog) {
+                    // it is stopping; wait for it
+                }
+            }
+            Thread.interrupted();   // an interrupt the watchdog sent has done its work
         }
         if (reason.get() != null) throw new UserError(reason.get());
         longestRoundMs = Math.max(longestRoundMs, System.currentTimeMillis() - start);
@@ -158,13 +175,26 @@ final class GradientSharing {
     /** Executors in the mesh at the end of the last round. */
     int meshExecutors() { return meshExecutors; }
 
-    /** Stops the driver's end of the mesh (Aeron threads and ports). */
+    /**
+     * Stops the driver's end of the mesh (Aeron threads and ports), waiting at most 30 s: Aeron's close waits on its
+     * conductor, and a run that is ending must not hang on it.
+     */
     void close() {
+        Thread stop = new Thread(() -> {
+            try {
+                if (ModelParameterServer.getInstance().isInitialized()) ModelParameterServer.getInstance().shutdown();
+            } catch (RuntimeException e) {
+                log.warn("stopping the gradient-sharing mesh: {}", e.toString());
+            }
+        }, "sparkformer-sharing-shutdown");
+        stop.setDaemon(true);
+        stop.start();
         try {
-            if (ModelParameterServer.getInstance().isInitialized()) ModelParameterServer.getInstance().shutdown();
-        } catch (RuntimeException e) {
-            log.warn("stopping the gradient-sharing mesh: {}", e.toString());
+            stop.join(30_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
+        if (stop.isAlive()) log.warn("the gradient-sharing mesh did not stop within 30 s; going on without it");
     }
 
     /** Executors in the driver's mesh (DL4J's count leaves out the root, the driver itself). */

@@ -57,12 +57,27 @@ class ConsoleTest {
     }
 
     static String[] run(List<String> cmd) throws Exception {
+        Exited e = exec(cmd, 180);
+        assertEquals(0, e.code(), e.out() + e.err());
+        return new String[]{e.out(), e.err()};
+    }
+
+    /** How a child process ended: its exit code and what it printed. */
+    record Exited(int code, String out, String err) {}
+
+    /** Runs a child process for at most the given time; one still running then is killed with its children (a failure). */
+    static Exited exec(List<String> cmd, int seconds) throws Exception {
         Path outFile = Files.createTempFile("out", ".txt"), errFile = Files.createTempFile("err", ".txt");
         Process p = new ProcessBuilder(cmd).redirectOutput(outFile.toFile()).redirectError(errFile.toFile()).start();
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "finished");
+        boolean finished = p.waitFor(seconds, TimeUnit.SECONDS);
+        if (!finished) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            p.waitFor(30, TimeUnit.SECONDS);
+        }
         String out = Files.readString(outFile, StandardCharsets.UTF_8), err = Files.readString(errFile, StandardCharsets.UTF_8);
-        assertEquals(0, p.exitValue(), out + err);
-        return new String[]{out, err};
+        assertTrue(finished, "still running after " + seconds + " s (killed): " + out + err);
+        return new Exited(p.exitValue(), out, err);
     }
 
     @Test void pipedOutputGetsPlainJsonLogLines() throws Exception {

@@ -2,75 +2,104 @@ package org.sparkformer.driver;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** --sync sharing on two executor JVMs (local-cluster): the mesh forms, the model learns, a broken mesh fails in bounded time. */
+/**
+ * --sync sharing on two executor JVMs (local-cluster): the mesh forms, the model learns, a broken mesh fails in bounded
+ * time. Each run is a `sparkformer train` process of its own, as users run it: DL4J's Aeron transport leaves threads
+ * behind in the JVM that hosted the driver (a heartbeat, a poll loop over a closed subscription; docs/RELIABILITY.md),
+ * which once kept a test JVM alive for an hour, so this JVM never hosts one, and each process is killed if it overruns.
+ */
 class GradientSharingTest {
     @TempDir Path tmp;
+    static final String MARK = "SPARKFORMER_TEST_RUN";
 
-    /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
-    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() {
-        LeftoverExecutors.stop();
-        assertTrue(ProcessHandle.current().descendants().noneMatch(p -> LeftoverExecutors.commandLine(p).contains("CoarseGrainedExecutorBackend")),
-                "an executor JVM outlived its SparkContext");
+    /** Executor JVMs of the run writing to {@code out}, wherever they are in the process tree (by their environment). */
+    static List<ProcessHandle> executorsOf(Path out) {
+            return ProcessHandle.allProcesses().filter(p -> {
+            try {
+                return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "environ")), java.nio.charset.StandardCharsets.UTF_8)
+                        .replace('\0', '\n').contains(MARK + "=" + out + "\n");
+            } catch (java.io.IOException | RuntimeException e) {
+                return false;
+            }
+        }).toList();
     }
 
-    static TrainConfig sharing(Path run, int steps, String data) {
-        TrainConfig c = SparkTrainingTest.tinyConfig(run, steps, data);
-        c.sync = "sharing";
-        c.samples = 0;
-        c.evalSampleTokens = 0;
-        c.sharingThreshold = 3e-4;   // this config's lr is 3e-3 (encoded updates move in steps of the threshold)
-        return c;
+    /** A `train --sync sharing` process on local-cluster[2,1,...] with the tiny model; JVM options and flags added. */
+    static List<String> sharingTrain(Path data, Path out, int steps, List<String> jvm, String... flags) {
+        List<String> options = new ArrayList<>(List.of("-Xmx1g",
+                "-Dspark.executor.memory=1g",
+                "-Dspark.executorEnv.OMP_NUM_THREADS=1",
+                "-Dspark.executorEnv." + MARK + "=" + out,   // finds this run's executors, even once orphaned
+                "-Dspark.executor.extraClassPath=" + System.getProperty("java.class.path")));   // our classes, as the app jar would
+        options.addAll(jvm);
+        String home = System.getenv("SPARK_HOME");
+        Assumptions.assumeTrue(home != null && Files.isDirectory(Path.of(home, "jars")), "no SPARK_HOME/jars (run through Maven)");
+        List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(),
+                "--master", "local-cluster[2,1,1536]", "--workers", "2", "--sync", "sharing",
+                "--sharing-threshold", "3e-4",   // lr is 3e-3: encoded updates move in steps of the threshold
+                "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8", "--lr", "3e-3",
+                "--steps", String.valueOf(steps), "--eval-interval", "10", "--eval-batches", "4", "--averaging-frequency", "5",
+                "--samples", "0", "--eval-sample-tokens", "0", "--tensorboard", "none", "--progress", "log"));
+        args.addAll(List.of(flags));
+        List<String> cmd = ConsoleTest.java(ConsoleTest.conf("log4j2.xml").toString(), args.toArray(String[]::new));
+        cmd.addAll(1, options);
+        return cmd;
     }
 
     @Test void trainsWithGradientSharingAcrossTwoExecutorJvms() throws Exception {
         Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
         Path run = tmp.resolve("run");
-        try (JavaSparkContext sc = new JavaSparkContext(LocalClusterTest.cluster())) {
-            Trainer.Result r = new Trainer(sharing(run, 40, data.toString()), null, false).run(sc);
-            assertEquals(40, r.steps());
-            assertTrue(r.finalValLoss() < 0.85 * r.firstValLoss(), r.firstValLoss() + " -> " + r.finalValLoss());
-        }
+        ConsoleTest.run(sharingTrain(data, run, 40, List.of()));
         // both executors joined the driver's mesh, and the driver's copy kept improving (the updates reached it)
         ObjectMapper json = new ObjectMapper();
         int mesh = -1;
-        double val10 = Double.NaN, val40 = Double.NaN;
+        double val0 = Double.NaN, val10 = Double.NaN, val40 = Double.NaN;
+        long lastStep = -1;
         for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
             JsonNode m = json.readTree(line);
+            lastStep = m.path("step").asLong();
             if (m.has("mesh_executors")) mesh = m.get("mesh_executors").asInt();
-            if (m.path("step").asInt() == 10 && m.has("val_loss")) val10 = m.get("val_loss").asDouble();
-            if (m.path("step").asInt() == 40 && m.has("val_loss")) val40 = m.get("val_loss").asDouble();
+            if (!m.has("val_loss")) continue;
+            if (lastStep == 0) val0 = m.get("val_loss").asDouble();
+            if (lastStep == 10) val10 = m.get("val_loss").asDouble();
+            if (lastStep == 40) val40 = m.get("val_loss").asDouble();
         }
+        assertEquals(40, lastStep);
         assertEquals(2, mesh, "executors in the mesh");
+        assertTrue(val40 < 0.85 * val0, val0 + " -> " + val40);
         assertTrue(val40 < val10, "val at 40 " + val40 + " below val at 10 " + val10);
+        assertEquals(List.of(), executorsOf(run), "no executor JVM outlives its run");
     }
 
     @Test void aMeshThatCannotFormFailsInBoundedTimeWithTheReason() throws Exception {
         Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
         // executors advertise an address that is not theirs (TEST-NET-2): their Aeron endpoints cannot bind or be reached
-        SparkConf conf = LocalClusterTest.cluster().set("spark.executorEnv.DL4J_VOID_IP", "198.51.100.7");
-        TrainConfig c = sharing(tmp.resolve("run-broken"), 20, data.toString());
-        c.syncTimeout = 15;
         long t0 = System.nanoTime();
-        try (JavaSparkContext sc = new JavaSparkContext(conf)) {
-            UserError e = assertThrows(UserError.class, () -> new Trainer(c, null, false).run(sc));
-            assertTrue(e.getMessage().startsWith("--sync sharing:"), e.getMessage());
-            assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
-        }
+        ConsoleTest.Exited e = ConsoleTest.exec(sharingTrain(data, tmp.resolve("run-broken"), 20,
+                List.of("-Dspark.executorEnv.DL4J_VOID_IP=198.51.100.7"), "--sync-timeout", "15"), 150);
+        assertEquals(2, e.code(), e.out() + e.err());
+        List<String> said = e.err().lines().filter(l -> l.startsWith("sparkformer: ")).toList();
+        assertEquals(1, said.size(), e.err());
+        assertTrue(said.get(0).startsWith("sparkformer: --sync sharing:"), said.get(0));
         assertTrue((System.nanoTime() - t0) / 1e9 < 120, "failed within bounded time");
+        assertEquals(List.of(), executorsOf(tmp.resolve("run-broken")), "no executor JVM outlives its run");
     }
 
     @Test void refusesLocalModeWhereNoGradientsWouldBeShared() throws Exception {
-        TrainConfig c = sharing(tmp.resolve("run-local"), 10, TestCorpus.write(tmp, "c.txt", TestCorpus.text(500, 8)).toString());
+        TrainConfig c = SparkTrainingTest.tinyConfig(tmp.resolve("run-local"), 10, TestCorpus.write(tmp, "c.txt", TestCorpus.text(500, 8)).toString());
+        c.sync = "sharing";
         try (JavaSparkContext sc = new JavaSparkContext(Trainer.sparkConf("local[2]"))) {
             UserError e = assertThrows(UserError.class, () -> new Trainer(c, null, false).run(sc));
             assertTrue(e.getMessage().contains("local-cluster"), e.getMessage());
