@@ -75,6 +75,14 @@ final class Evaluate {
 
     /** Scoring tasks of one JVM share it; a collection takes it exclusively. */
     private static final java.util.concurrent.locks.ReentrantReadWriteLock SCORING = new java.util.concurrent.locks.ReentrantReadWriteLock();
+    /** Activation bytes after which a scoring task collects garbage, freeing the off-heap arrays of its batches. */
+    static final long GC_EVERY_BYTES = 2L << 30;
+
+    /** Rough float32 bytes one forward pass allocates: per layer ~16 B·T·C (LayerNorms, QKV, MLP) and ~3 B·H·T² (scores, mask, softmax); the logits twice. */
+    static long activationBytes(GptConfig m, int batchSize) {
+        long bt = (long) batchSize * m.blockSize;
+        return 4 * (bt * m.nLayer * (16L * m.nEmbd + 3L * m.nHead * m.blockSize) + 2 * bt * m.vocabSize);
+    }
 
     /** (nats, tokens, bytes) over non-overlapping windows of tokens[from, to). */
     static double[] score(GptConfig model, float[] params, Tokenizer tok, int[] tokens, int from, int to, int batchSize) {
@@ -85,6 +93,7 @@ final class Evaluate {
         for (int s = from; s + t + 1 <= to; s += t) starts.add(s);
         double nats = 0, bytes = 0;
         long scored = 0;
+        long collectEvery = Math.max(1, GC_EVERY_BYTES / activationBytes(model, batchSize));
         for (int i = 0; i < starts.size(); i += batchSize) {
             int[] batch = starts.subList(i, Math.min(starts.size(), i + batchSize)).stream().mapToInt(Integer::intValue).toArray();
             MultiDataSet ds = Windows.batch(tokens, batch, t);
@@ -97,10 +106,13 @@ final class Evaluate {
             scored += (long) batch.length * t;
             for (int s : batch) bytes += tok.decode(java.util.Arrays.copyOfRange(tokens, s + 1, s + t + 1)).getBytes(StandardCharsets.UTF_8).length;
             // inference outside a training step allocates off-heap arrays that only a GC frees; with little heap
-            // pressure none comes (measured: small preset, +1.6 GB per 10 s): collect now and then, but only while no
-            // other task of this JVM is inside an ND4J op (a GC then crashed the JVM: ND4J can free a temporary's native
-            // buffer that a running op still reads, SIGSEGV in DataBuffer::primary, EvalTest under C1)
-            if (i / batchSize % 4 == 3) {
+            // pressure none comes (measured: small preset, +1.6 GB per 10 s): collect after about GC_EVERY_BYTES of
+            // activations (small preset: every 4 batches, resident ~5.5 GB; a tiny model: almost never, where every 4
+            // batches spent 35 s of full GCs on 400 batches; collecting on resident growth instead let the small
+            // preset reach 7.8-9.0 GB, since freed memory stays resident), and only while no other task of this JVM
+            // is inside an ND4J op (a GC then crashed the JVM: ND4J can free a temporary's native buffer that a
+            // running op still reads, SIGSEGV in DataBuffer::primary, EvalTest under C1)
+            if (i / batchSize % collectEvery == collectEvery - 1) {
                 SCORING.writeLock().lock();
                 try {
                     System.gc();

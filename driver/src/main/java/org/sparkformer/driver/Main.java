@@ -391,7 +391,7 @@ public final class Main {
             "             optimizer: --lr --min-lr --warmup-steps --beta1 --beta2 --weight-decay --grad-clip --batch-size",
             "             --dtype float32|float16|bfloat16 (precision of the matrix products; 16-bit on the CUDA backend)",
             "             spark: --workers --sync averaging|sharing --averaging-frequency (rounds of N steps)",
-            "             sharing: --sharing-threshold 1e-4 --controller-address IP --network-mask CIDR --sync-timeout S (120)",
+            "             sharing: --sharing-threshold auto (lr/workers) --controller-address IP --network-mask CIDR --sync-timeout S (120)",
             "             eval: --eval-interval --eval-batches --val-fraction",
             "             output: --samples --sample-tokens --seed --eval-sample-tokens (TensorBoard text at each eval)",
             "             --tensorboard URI|none (default <out>/tb)   --progress auto|bar|log",

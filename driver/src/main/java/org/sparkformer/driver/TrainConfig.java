@@ -47,7 +47,7 @@ public final class TrainConfig implements Serializable {
     public String sync = "averaging";
     /** sharing: the initial encoding threshold, the driver's address as executors reach it ("" = spark.driver.host),
      *  the subnet executors advertise addresses from, and how long the mesh may take to form / a round may stall. */
-    public double sharingThreshold = 1e-4;
+    public double sharingThreshold = 0;   // 0: lr / workers (GradientSharing.threshold)
     /** Precision of the matrix products: float32, or float16 / bfloat16 (mixed precision; the CUDA backend only). */
     public String dtype = "float32";
     public String controllerAddress = "", networkMask = "";
@@ -103,7 +103,7 @@ public final class TrainConfig implements Serializable {
                 case "workers" -> workers = nonNegativeInt(value);
                 case "averaging-frequency" -> averagingFrequency = positiveInt(value);
                 case "sync" -> sync = choice(value, "averaging", "sharing");
-                case "sharing-threshold" -> sharingThreshold = number(value);
+                case "sharing-threshold" -> sharingThreshold = value.trim().equals("auto") ? 0 : number(value);
                 case "dtype" -> dtype = choice(value, "float32", "float16", "bfloat16");
                 case "controller-address" -> controllerAddress = value.trim();
                 case "network-mask" -> networkMask = value.trim();
@@ -165,6 +165,7 @@ public final class TrainConfig implements Serializable {
         if (beta1 < 0 || beta1 >= 1) throw new UserError("--beta1 must be in [0, 1), got " + beta1);
         if (beta2 < 0 || beta2 >= 1) throw new UserError("--beta2 must be in [0, 1), got " + beta2);
         if (weightDecay < 0) throw new UserError("--weight-decay must be >= 0, got " + weightDecay);
+        if (sharingThreshold < 0) throw new UserError("--sharing-threshold must be > 0 (or auto: lr / workers), got " + sharingThreshold);
         if (valFraction <= 0 || valFraction >= 1) throw new UserError("--val-fraction must be in (0, 1), got " + valFraction);
         if (epochs < 0) throw new UserError("--epochs must be >= 0, got " + epochs);
         if (checkpointMinutes < 0) throw new UserError("--checkpoint-minutes must be >= 0, got " + checkpointMinutes);

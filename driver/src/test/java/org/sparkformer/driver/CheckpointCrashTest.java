@@ -47,6 +47,16 @@ class CheckpointCrashTest {
         assertTrue(metrics.stream().anyMatch(l -> l.contains("\"step\":15")), "resumed after step 10 and went on");
     }
 
+    /** A run folder holding one checkpoint of a tiny untrained model, as training writes it (no process needed). */
+    static void savedCheckpoint(Path run) throws Exception {
+        TrainConfig cfg = SparkTrainingTest.tinyConfig(run, 10, "unused.txt");
+        org.sparkformer.worker.tokenizer.CharTokenizer tok = org.sparkformer.worker.tokenizer.CharTokenizer.fromText(TestCorpus.text(50, 5));
+        org.sparkformer.worker.model.GptConfig model = cfg.model(tok.vocabSize()).validate();
+        Checkpoint.save(run.resolve("ckpt/last").toString(), HADOOP, cfg, model, tok,
+                org.sparkformer.worker.model.Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, org.nd4j.linalg.api.buffer.DataType.FLOAT),
+                new Checkpoint.State());
+    }
+
     @Test void haltBetweenFileWritesKeepsThePreviousCheckpoint() throws Exception {
         Path run = tmp.resolve("run-a");
         crashDuringSecondCheckpoint(run, "checkpoint:weights-written");
@@ -65,7 +75,7 @@ class CheckpointCrashTest {
 
     @Test void corruptTruncatedOrIncompleteCheckpointsAreRefusedByName() throws Exception {
         Path run = tmp.resolve("run-c");
-        ConsoleTest.run(train(run, List.of(), "--steps", "10"));
+        savedCheckpoint(run);
         Path last = run.resolve("ckpt/last");
         Path params = last.resolve("params.bin");
         byte[] good = Files.readAllBytes(params);
@@ -90,7 +100,7 @@ class CheckpointCrashTest {
     /** A crafted serialized Java object where params.bin belongs: refused as data, and its class is never loaded. */
     @Test void serializedObjectsAreNeverDeserialized() throws Exception {
         Path run = tmp.resolve("run-d");
-        ConsoleTest.run(train(run, List.of(), "--steps", "10"));
+        savedCheckpoint(run);
         Path last = run.resolve("ckpt/last");
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         try (ObjectOutputStream out = new ObjectOutputStream(bytes)) { out.writeObject(new Tripwire()); }

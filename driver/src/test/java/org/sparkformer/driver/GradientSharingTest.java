@@ -48,7 +48,6 @@ class GradientSharingTest {
         Assumptions.assumeTrue(home != null && Files.isDirectory(Path.of(home, "jars")), "no SPARK_HOME/jars (run through Maven)");
         List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(),
                 "--master", "local-cluster[2,1,1536]", "--workers", "2", "--sync", "sharing",
-                "--sharing-threshold", "3e-4",   // lr is 3e-3: encoded updates move in steps of the threshold
                 "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8", "--lr", "3e-3",
                 "--steps", String.valueOf(steps), "--eval-interval", "10", "--eval-batches", "4", "--averaging-frequency", "5",
                 "--samples", "0", "--eval-sample-tokens", "0", "--tensorboard", "none", "--progress", "log"));
@@ -95,6 +94,20 @@ class GradientSharingTest {
         assertTrue(said.get(0).startsWith("sparkformer: --sync sharing:"), said.get(0));
         assertTrue((System.nanoTime() - t0) / 1e9 < 120, "failed within bounded time");
         assertEquals(List.of(), executorsOf(tmp.resolve("run-broken")), "no executor JVM outlives its run");
+    }
+
+    @Test void thresholdIsLrPerWorkerUnlessGiven() {
+        TrainConfig c = new TrainConfig();
+        c.lr = 1e-3;
+        assertEquals(5e-4, GradientSharing.threshold(c, 2), 1e-15);
+        assertEquals(2.5e-4, GradientSharing.threshold(c, 4), 1e-15);
+        c.set("sharing-threshold", "2e-4", "--sharing-threshold");
+        assertEquals(2e-4, GradientSharing.threshold(c, 2), 1e-15);
+        c.set("sharing-threshold", "auto", "--sharing-threshold");
+        assertEquals(5e-4, GradientSharing.threshold(c, 2), 1e-15);
+        c.set("sharing-threshold", "-1e-4", "--sharing-threshold");
+        UserError e = assertThrows(UserError.class, c::validate);
+        assertTrue(e.getMessage().startsWith("--sharing-threshold"), e.getMessage());
     }
 
     @Test void refusesLocalModeWhereNoGradientsWouldBeShared() throws Exception {
