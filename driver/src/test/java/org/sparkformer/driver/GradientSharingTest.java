@@ -26,7 +26,7 @@ class GradientSharingTest {
 
     /** Executor JVMs of the run writing to {@code out}, wherever they are in the process tree (by their environment). */
     static List<ProcessHandle> executorsOf(Path out) {
-            return ProcessHandle.allProcesses().filter(p -> {
+        return ProcessHandle.allProcesses().filter(p -> {
             try {
                 return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "environ")), java.nio.charset.StandardCharsets.UTF_8)
                         .replace('\0', '\n').contains(MARK + "=" + out + "\n");
@@ -60,7 +60,16 @@ class GradientSharingTest {
     @Test void trainsWithGradientSharingAcrossTwoExecutorJvms() throws Exception {
         Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
         Path run = tmp.resolve("run");
-        ConsoleTest.run(sharingTrain(data, run, 40, List.of()));
+        // watch for this run's executors while it trains: the check that none survives must be able to see them
+        java.util.concurrent.atomic.AtomicInteger mostSeen = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.ScheduledExecutorService watch = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+        watch.scheduleWithFixedDelay(() -> mostSeen.accumulateAndGet(executorsOf(run).size(), Math::max), 0, 1, java.util.concurrent.TimeUnit.SECONDS);
+        try {
+            ConsoleTest.run(sharingTrain(data, run, 40, List.of()));
+        } finally {
+            watch.shutdownNow();
+        }
+        assertEquals(2, mostSeen.get(), "executor JVMs seen while training");
         // both executors joined the driver's mesh, and the driver's copy kept improving (the updates reached it)
         ObjectMapper json = new ObjectMapper();
         int mesh = -1;
