@@ -3,6 +3,10 @@ package org.sparkformer.driver;
 import org.apache.hadoop.conf.Configuration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.sparkformer.worker.model.Gpt;
+import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.tokenizer.CharTokenizer;
 
 import java.io.ObjectOutputStream;
 import java.nio.file.Files;
@@ -50,11 +54,10 @@ class CheckpointCrashTest {
     /** A run folder holding one checkpoint of a tiny untrained model, as training writes it (no process needed). */
     static void savedCheckpoint(Path run) throws Exception {
         TrainConfig cfg = SparkTrainingTest.tinyConfig(run, 10, "unused.txt");
-        org.sparkformer.worker.tokenizer.CharTokenizer tok = org.sparkformer.worker.tokenizer.CharTokenizer.fromText(TestCorpus.text(50, 5));
-        org.sparkformer.worker.model.GptConfig model = cfg.model(tok.vocabSize()).validate();
+        CharTokenizer tok = CharTokenizer.fromText(TestCorpus.text(50, 5));
+        GptConfig model = cfg.model(tok.vocabSize()).validate();
         Checkpoint.save(run.resolve("ckpt/last").toString(), HADOOP, cfg, model, tok,
-                org.sparkformer.worker.model.Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, org.nd4j.linalg.api.buffer.DataType.FLOAT),
-                new Checkpoint.State());
+                Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT), new Checkpoint.State());
     }
 
     @Test void haltBetweenFileWritesKeepsThePreviousCheckpoint() throws Exception {
