@@ -22,11 +22,16 @@ final class LeftoverExecutors {
      */
     static String commandLine(ProcessHandle p) {
         try {
-            return new String(java.nio.file.Files.readAllBytes(java.nio.file.Path.of("/proc", String.valueOf(p.pid()), "cmdline")),
-                    java.nio.charset.StandardCharsets.UTF_8).replace('\0', ' ');
+            return proc(p, "cmdline").replace('\0', ' ');
         } catch (java.io.IOException | RuntimeException e) {
             return p.info().commandLine().orElse("");
         }
+    }
+
+    /** A file of /proc/PID (cmdline, environ: NUL-separated entries). */
+    static String proc(ProcessHandle p, String file) throws java.io.IOException {
+        return new String(java.nio.file.Files.readAllBytes(java.nio.file.Path.of("/proc", String.valueOf(p.pid()), file)),
+                java.nio.charset.StandardCharsets.UTF_8);
     }
 
     /**

@@ -28,8 +28,9 @@ class GradientSharingTest {
     static List<ProcessHandle> executorsOf(Path out) {
         return ProcessHandle.allProcesses().filter(p -> {
             try {
-                return new String(Files.readAllBytes(Path.of("/proc", String.valueOf(p.pid()), "environ")), java.nio.charset.StandardCharsets.UTF_8)
-                        .replace('\0', '\n').contains(MARK + "=" + out + "\n");
+                // the executor JVMs only: short-lived helpers they start (Hadoop's shell commands) inherit the marker too
+                return LeftoverExecutors.proc(p, "environ").replace('\0', '\n').contains(MARK + "=" + out + "\n")
+                        && LeftoverExecutors.commandLine(p).contains("CoarseGrainedExecutorBackend");
             } catch (java.io.IOException | RuntimeException e) {
                 return false;
             }
