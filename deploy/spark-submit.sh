@@ -9,7 +9,8 @@
 #                     spark.executor.memoryOverhead and JavaCPP's limits (ExecutorMemory)
 # Spark: $SPARK_HOME/bin/spark-submit when SPARK_HOME is a Spark install (then the -Pdist application jar is used),
 # else Spark's SparkSubmit class from the project's own jars (driver/target/spark-home, thin jar). APP_JAR overrides
-# the jar (e.g. local:///opt/sparkformer/lib/sparkformer-dist.jar inside the Kubernetes image).
+# the jar (e.g. local:///opt/sparkformer/lib/sparkformer-dist.jar inside the Kubernetes image). SPARKFORMER_JAVA_OPTS:
+# more options for the spark-submit JVM started from the own jars (as for scripts/sparkformer).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/jvm-flags.sh"
@@ -37,7 +38,7 @@ if [ -x "$SPARK_HOME/bin/spark-submit" ]; then
 else
   APP="${APP_JAR:-$ROOT/driver/target/sparkformer-driver.jar}"
   [[ "$APP" == local://* || -f "$APP" ]] && [ -d "$SPARK_HOME/jars" ] || { echo "spark-submit.sh: no $APP or $SPARK_HOME/jars; build: (cd $ROOT && mvn -B -DskipTests install)" >&2; exit 1; }
-  SUBMIT=(java -Xmx"${SPARKFORMER_DRIVER_MEMORY:-4g}" "${JAVA17_OPENS[@]}" -Dlog4j2.configurationFile="$ROOT/conf/log4j2.xml"
+  SUBMIT=(java -Xmx"${SPARKFORMER_DRIVER_MEMORY:-4g}" "${JAVA17_OPENS[@]}" ${SPARKFORMER_JAVA_OPTS:-} -Dlog4j2.configurationFile="$ROOT/conf/log4j2.xml"
     -cp "${HADOOP_CONF_DIR:+$HADOOP_CONF_DIR:}${YARN_CONF_DIR:+$YARN_CONF_DIR:}$SPARK_HOME/conf:$SPARK_HOME/jars/*" org.apache.spark.deploy.SparkSubmit)
   # (like Spark's own launcher: the cluster's Hadoop/YARN configuration on the classpath)
 fi

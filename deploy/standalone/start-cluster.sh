@@ -4,7 +4,8 @@
 #   deploy/standalone/submit.sh train --preset baby ...      # a job on it (or: scripts/sparkformer train --master spark://...)
 #   deploy/standalone/stop-cluster.sh
 # GPUs: --gpus SCRIPT gives each worker the devices the discovery script reports (scripts/gpu-discovery.sh).
-# Prints the master URL. Logs, pids and executor work folders live under --dir.
+# Prints the master URL. Logs, pids and executor work folders live under --dir. SPARKFORMER_JAVA_OPTS: more options
+# for the master and worker JVMs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORKERS=2 CORES=1 MEMORY=3g PORT=7077 HOST=127.0.0.1 GPUS="" DIR="${SPARKFORMER_CLUSTER_DIR:-/tmp/sparkformer-cluster}"
@@ -31,7 +32,7 @@ if [ -f "$DIR/master.pid" ] && kill -0 "$(cat "$DIR/master.pid")" 2>/dev/null; t
 fi
 start() {  # name, main class, args...
   local name=$1; shift
-  nohup java -Xmx512m "${JAVA17_OPENS[@]}" -cp "$SPARK_HOME/conf:$SPARK_HOME/jars/*" "$@" > "$DIR/$name.log" 2>&1 &
+  nohup java -Xmx512m "${JAVA17_OPENS[@]}" ${SPARKFORMER_JAVA_OPTS:-} -cp "$SPARK_HOME/conf:$SPARK_HOME/jars/*" "$@" > "$DIR/$name.log" 2>&1 &
   echo $! > "$DIR/$name.pid"
 }
 start master org.apache.spark.deploy.master.Master --host "$HOST" --port "$PORT" --webui-port 0

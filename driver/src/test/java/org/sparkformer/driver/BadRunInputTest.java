@@ -1,7 +1,7 @@
 package org.sparkformer.driver;
 
 import org.apache.hadoop.conf.Configuration;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,11 +21,11 @@ import static org.junit.jupiter.api.Assertions.*;
  * checkpoint; an unwritable --out is found before training; running out of memory names the settings to change.
  */
 class BadRunInputTest {
-    @TempDir Path tmp;
-    Path data, run;
-    byte[] params;
+    @TempDir static Path tmp;
+    static Path data, run;
+    static byte[] params;
 
-    String[] train(String... extra) {
+    static String[] train(String... extra) {
         List<String> a = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", run.toString(), "--master", "local[1]",
                 "--workers", "1", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
                 "--steps", "10", "--eval-interval", "10", "--averaging-frequency", "5", "--samples", "0", "--eval-sample-tokens", "0",
@@ -34,14 +34,15 @@ class BadRunInputTest {
         return a.toArray(String[]::new);
     }
 
-    @BeforeEach void trainTenSteps() throws Exception {
+    /** One run for the class: every test below is refused (or diverges) and must leave its checkpoint as it was. */
+    @BeforeAll static void trainTenSteps() throws Exception {
         data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1200, 3));
         run = tmp.resolve("run");
         assertEquals(0, Main.run(train(), new PrintStream(new ByteArrayOutputStream())));
         params = Files.readAllBytes(run.resolve("ckpt/last/params.bin"));
     }
 
-    String refused(String... args) throws Exception {
+    static String refused(String... args) throws Exception {
         String msg = CliTest.error(args);
         assertArrayEquals(params, Files.readAllBytes(run.resolve("ckpt/last/params.bin")), "the saved checkpoint is untouched");
         return msg;

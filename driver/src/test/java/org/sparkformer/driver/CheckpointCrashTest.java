@@ -27,17 +27,20 @@ class CheckpointCrashTest {
     @TempDir Path tmp;
     static final Configuration HADOOP = new Configuration();
 
-    List<String> train(Path out, List<String> jvm, String... extra) throws Exception {
+    Path data() throws Exception {
         Path data = tmp.resolve("corpus.txt");
-        if (!Files.exists(data)) TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1200, 5));
+        return Files.exists(data) ? data : TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1200, 5));
+    }
+
+    static String[] flags(String... extra) {
         List<String> flags = new ArrayList<>(List.of("--steps", "30", "--eval-interval", "30"));
         flags.addAll(List.of(extra));
-        return ConsoleTest.childTrain(data, out, jvm, flags.toArray(String[]::new));
+        return flags.toArray(String[]::new);
     }
 
     /** Runs the training process with a fault point that halts it during the second checkpoint (the first completes). */
     void crashDuringSecondCheckpoint(Path run, String point) throws Exception {
-        Process p = new ProcessBuilder(train(run, List.of("-Dsparkformer.fault=" + point, "-Dsparkformer.fault.skip=1")))
+        Process p = new ProcessBuilder(ConsoleTest.childTrain(data(), run, List.of("-Dsparkformer.fault=" + point, "-Dsparkformer.fault.skip=1"), flags()))
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         assertTrue(p.waitFor(180, TimeUnit.SECONDS), "halted");
         assertEquals(137, p.exitValue(), "halted at " + point);
@@ -45,7 +48,7 @@ class CheckpointCrashTest {
 
     void resumesFromStep10(Path run) throws Exception {
         assertEquals(10, Checkpoint.load(run.toString(), HADOOP, true).state().step, "the previous checkpoint loads");
-        ConsoleTest.run(train(run, List.of(), "--resume", run.toString()));
+        ConsoleTest.trainHere(data(), run, flags("--resume", run.toString()));
         assertEquals(30, Checkpoint.load(run.toString(), HADOOP, true).state().step);
         List<String> metrics = Files.readAllLines(run.resolve("metrics.jsonl"));
         assertTrue(metrics.stream().anyMatch(l -> l.contains("\"step\":15")), "resumed after step 10 and went on");

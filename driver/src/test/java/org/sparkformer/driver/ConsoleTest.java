@@ -31,16 +31,26 @@ class ConsoleTest {
         return cmd;
     }
 
-    /** A training process on one local replica of a tiny model, checkpointing every 10 steps; flags and JVM options added. */
-    static List<String> childTrain(Path data, Path out, List<String> jvm, String... flags) {
+    /** Training on one local replica of a tiny model, checkpointing every 10 steps; flags added. */
+    static String[] trainArgs(Path data, Path out, String... flags) {
         List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(), "--master", "local[1]",
                 "--workers", "1", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
                 "--averaging-frequency", "5", "--checkpoint-interval", "10",
                 "--samples", "0", "--eval-sample-tokens", "0", "--tensorboard", "none", "--progress", "log"));
         args.addAll(List.of(flags));
-        List<String> cmd = java(conf("log4j2.xml").toString(), args.toArray(String[]::new));
+        return args.toArray(String[]::new);
+    }
+
+    /** {@link #trainArgs} as a process of its own (one that can be killed or halted), JVM options added. */
+    static List<String> childTrain(Path data, Path out, List<String> jvm, String... flags) {
+        List<String> cmd = java(conf("log4j2.xml").toString(), trainArgs(data, out, flags));
         cmd.addAll(1, jvm);
         return cmd;
+    }
+
+    /** {@link #trainArgs} in this JVM (where no process needs to die, a JVM start is saved); must succeed. */
+    static void trainHere(Path data, Path out, String... flags) throws Exception {
+        assertEquals(0, Main.run(trainArgs(data, out, flags), new java.io.PrintStream(new java.io.ByteArrayOutputStream())));
     }
 
     static Path conf(String name) {

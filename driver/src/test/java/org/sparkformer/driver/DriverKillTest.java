@@ -23,12 +23,15 @@ import static org.junit.jupiter.api.Assertions.*;
 class DriverKillTest {
     @TempDir Path tmp;
 
-    List<String> train(Path out, String... extra) throws Exception {
+    Path data() throws Exception {
         Path data = tmp.resolve("corpus.txt");
-        if (!Files.exists(data)) TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1500, 12));
+        return Files.exists(data) ? data : TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1500, 12));
+    }
+
+    String[] flags(String... extra) {
         List<String> flags = new ArrayList<>(List.of("--steps", "40", "--eval-interval", "40"));
         flags.addAll(List.of(extra));
-        return ConsoleTest.childTrain(data, out, List.of(), flags.toArray(String[]::new));
+        return flags.toArray(String[]::new);
     }
 
     static Map<Long, Double> losses(Path run) throws Exception {
@@ -43,9 +46,9 @@ class DriverKillTest {
 
     @Test void resumeAfterKillMinus9MatchesTheUninterruptedRun() throws Exception {
         Path full = tmp.resolve("full"), killed = tmp.resolve("killed");
-        ConsoleTest.run(train(full));
+        ConsoleTest.trainHere(data(), full, flags());   // the uninterrupted run: in this JVM
 
-        Process p = new ProcessBuilder(train(killed)).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        Process p = new ProcessBuilder(ConsoleTest.childTrain(data(), killed, List.of(), flags())).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .redirectError(ProcessBuilder.Redirect.DISCARD).start();
         long deadline = System.currentTimeMillis() + 120_000;
         while (p.isAlive() && System.currentTimeMillis() < deadline && !Files.exists(killed.resolve("ckpt/last/config.json")))
@@ -56,7 +59,7 @@ class DriverKillTest {
         long at = Checkpoint.load(killed.toString(), new org.apache.hadoop.conf.Configuration(), false).state().step;
         assertTrue(at > 0 && at < 40, "killed after a checkpoint, before the end: step " + at);
 
-        ConsoleTest.run(train(killed, "--resume", killed.toString()));
+        ConsoleTest.trainHere(data(), killed, flags("--resume", killed.toString()));
         Map<Long, Double> a = losses(full), b = losses(killed);
         assertEquals(a.keySet(), b.keySet());
         for (long step : a.keySet()) assertEquals(a.get(step), b.get(step), 1e-6, "train loss at step " + step + " (killed at " + at + ")");

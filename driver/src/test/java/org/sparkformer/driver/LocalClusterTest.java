@@ -4,12 +4,18 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 
@@ -17,13 +23,28 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Real executor JVMs: Spark's local-cluster mode (a standalone master and two workers in this JVM, each
- * executor a separate process started from the SPARK_HOME the build assembles in target/spark-home).
+ * executor a separate process started from the SPARK_HOME the build assembles in target/spark-home). One cluster
+ * for the class (executor JVMs are the suite's most expensive processes): two workers that each discover two fake
+ * GPUs through a discovery script, one GPU per executor and per task, as on a GPU cluster.
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class LocalClusterTest {
-    @TempDir Path tmp;
+    @TempDir static Path tmp;
+    static JavaSparkContext sc;
+
+    @BeforeAll static void start() throws Exception {
+        Path fake = GpuBindingTest.executable(tmp.resolve("fake-gpus.sh"), "#!/bin/sh\necho '{\"name\":\"gpu\",\"addresses\":[\"3\",\"7\"]}'\n");
+        sc = new JavaSparkContext(cluster()
+                .set("spark.worker.resource.gpu.amount", "2")
+                .set("spark.worker.resource.gpu.discoveryScript", fake.toString())
+                .set("spark.executor.resource.gpu.amount", "1")
+                .set("spark.executor.resource.gpu.discoveryScript", fake.toString())
+                .set("spark.task.resource.gpu.amount", "1"));
+    }
 
     /** No executor JVM outlives the test class (a sharing executor can hang in its exit; see LeftoverExecutors). */
-    @org.junit.jupiter.api.AfterAll static void noLeftoverExecutors() {
+    @AfterAll static void stopWithNoLeftoverExecutors() {
+        if (sc != null) sc.close();
         LeftoverExecutors.stop();
         assertTrue(ProcessHandle.current().descendants().noneMatch(p -> LeftoverExecutors.commandLine(p).contains("CoarseGrainedExecutorBackend")),
                 "an executor JVM outlived its SparkContext");
@@ -39,51 +60,51 @@ class LocalClusterTest {
                 .set("spark.executor.extraJavaOptions", Trainer.JAVA17_FLAGS + " -Dlog4j2.configurationFile=" + System.getProperty("log4j2.configurationFile"));
     }
 
-    @Test void trainsOnTwoExecutorJvms() throws Exception {
-        SparkConf conf = cluster();
+    /** Both executors train; each replica learns the (fake) GPU Spark assigned it, logs it and stays on the CPU. */
+    @Test @Order(1) void trainsOnTwoExecutorJvmsEachWithTheGpuSparkAssignedIt() throws Exception {
         Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
         Path run = tmp.resolve("run");
-        try (JavaSparkContext sc = new JavaSparkContext(conf)) {
-            Trainer.Result r = new Trainer(SparkTrainingTest.tinyConfig(run, 30, data.toString()), null, false).run(sc);
-            assertEquals(30, r.steps());
-            assertTrue(r.finalValLoss() < 0.8 * r.firstValLoss(), r.firstValLoss() + " -> " + r.finalValLoss());
-        }
-        // the rounds ran on two executors other than the driver
+        Trainer.Result r = new Trainer(SparkTrainingTest.tinyConfig(run, 30, data.toString()), null, false).run(sc);
+        assertEquals(30, r.steps());
+        assertTrue(r.finalValLoss() < 0.8 * r.firstValLoss(), r.firstValLoss() + " -> " + r.finalValLoss());
+        // the rounds ran on two executors other than the driver, each bound to the GPU it was given
         TreeSet<String> executors = new TreeSet<>();
+        List<String> devices = new ArrayList<>();
         ObjectMapper json = new ObjectMapper();
         for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
             JsonNode m = json.readTree(line);
             m.path(RunLog.EXECUTOR_STEP_MS).fieldNames().forEachRemaining(executors::add);
+            m.path("devices").forEach(d -> devices.add(d.asText()));
         }
         assertEquals(new TreeSet<>(List.of("0", "1")), executors);
+        assertEquals(2, devices.size(), devices.toString());
+        for (String d : devices)
+            assertTrue(d.matches("executor [01]: GPU [37] assigned, ND4J backend is CPU: not bound, CPU path unchanged.*"), d);
     }
 
     /** A process's full command line (ProcessHandle truncates long ones): /proc/PID/cmdline, NULs as spaces. */
     static String commandLine(ProcessHandle p) { return LeftoverExecutors.commandLine(p); }
 
     /** kill -9 of one executor JVM mid-training: Spark re-runs its tasks, the run finishes, the failure is reported. */
-    @Test void survivesALostExecutor() throws Exception {
-        SparkConf conf = cluster();
-        Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
+    @Test @Order(2) void survivesALostExecutor() throws Exception {
+        Path data = TestCorpus.write(tmp, "corpus-kill.txt", TestCorpus.text(2000, 8));
         Path run = tmp.resolve("run-kill");
         TrainConfig c = SparkTrainingTest.tinyConfig(run, 80, data.toString());
         c.evalInterval = 20;
-        try (JavaSparkContext sc = new JavaSparkContext(conf)) {
-            java.util.concurrent.Future<Trainer.Result> training = java.util.concurrent.Executors.newSingleThreadExecutor()
-                    .submit(() -> new Trainer(c, null, false).run(sc));
-            long deadline = System.currentTimeMillis() + 120_000;
-            while (!training.isDone() && System.currentTimeMillis() < deadline
-                    && !(Files.exists(run.resolve("metrics.jsonl")) && Files.readAllLines(run.resolve("metrics.jsonl")).size() >= 4))
-                Thread.sleep(200);
-            ProcessHandle executor = ProcessHandle.current().descendants()
-                    .filter(p -> commandLine(p).contains("CoarseGrainedExecutorBackend") && commandLine(p).contains("--executor-id 1 "))
-                    .findFirst().orElseThrow(() -> new AssertionError("no executor JVM 1 among "
-                            + ProcessHandle.current().descendants().map(LocalClusterTest::commandLine).map(l -> l.substring(Math.max(0, l.length() - 300))).toList()));
-            assertTrue(executor.destroyForcibly());
-            Trainer.Result r = training.get(240, java.util.concurrent.TimeUnit.SECONDS);
-            assertEquals(80, r.steps());
-            assertTrue(r.finalValLoss() < 0.8 * r.firstValLoss(), r.firstValLoss() + " -> " + r.finalValLoss());
-        }
+        java.util.concurrent.Future<Trainer.Result> training = java.util.concurrent.Executors.newSingleThreadExecutor()
+                .submit(() -> new Trainer(c, null, false).run(sc));
+        long deadline = System.currentTimeMillis() + 120_000;
+        while (!training.isDone() && System.currentTimeMillis() < deadline
+                && !(Files.exists(run.resolve("metrics.jsonl")) && Files.readAllLines(run.resolve("metrics.jsonl")).size() >= 4))
+            Thread.sleep(200);
+        ProcessHandle executor = ProcessHandle.current().descendants()
+                .filter(p -> commandLine(p).contains("CoarseGrainedExecutorBackend") && commandLine(p).contains("--executor-id 1 "))
+                .findFirst().orElseThrow(() -> new AssertionError("no executor JVM 1 among "
+                        + ProcessHandle.current().descendants().map(LocalClusterTest::commandLine).map(l -> l.substring(Math.max(0, l.length() - 300))).toList()));
+        assertTrue(executor.destroyForcibly());
+        Trainer.Result r = training.get(240, java.util.concurrent.TimeUnit.SECONDS);
+        assertEquals(80, r.steps());
+        assertTrue(r.finalValLoss() < 0.8 * r.firstValLoss(), r.firstValLoss() + " -> " + r.finalValLoss());
         ObjectMapper json = new ObjectMapper();
         int failures = 0;
         double valAfter = Double.NaN;

@@ -31,7 +31,9 @@ class StandaloneClusterIT {
     }
 
     static String run(Path log, long timeoutSeconds, String... cmd) throws Exception {
-        Process p = new ProcessBuilder(cmd).directory(GpuBindingTest.root().toFile()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(GpuBindingTest.root().toFile()).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("SPARKFORMER_JAVA_OPTS", testJvm());   // the daemons and the spark-submit JVM
+        Process p = pb.start();
         if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly();
@@ -41,6 +43,9 @@ class StandaloneClusterIT {
         assertEquals(0, p.exitValue(), String.join(" ", cmd) + ":\n" + out);
         return out;
     }
+
+    /** The JIT options the build gives every JVM of the tests (the root pom's test.jvm). */
+    static String testJvm() { return System.getProperty("spark.executor.defaultJavaOptions", ""); }
 
     @Test void spark_submitTrainsOnAStandaloneClusterFromDeployScripts() throws Exception {
         Path root = GpuBindingTest.root();
@@ -54,6 +59,7 @@ class StandaloneClusterIT {
         try {
             List<String> cmd = new ArrayList<>(List.of(root.resolve("deploy/spark-submit.sh").toString(), "--master", master,
                     "--conf", "spark.executor.memory=1g", "--conf", "spark.executorEnv.OMP_NUM_THREADS=1",
+                    "--conf", "spark.executor.defaultJavaOptions=" + testJvm(),
                     "train", "--data", data.toString(), "--out", run.toString(), "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
                     "--block-size", "16", "--batch-size", "8", "--steps", "20", "--eval-interval", "10", "--averaging-frequency", "5",
                     "--workers", "2", "--samples", "0", "--progress", "log"));

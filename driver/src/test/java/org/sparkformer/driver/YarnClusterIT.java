@@ -30,15 +30,15 @@ class YarnClusterIT {
     @Test void trainsInYarnClusterModeFromHdfsToHdfs() throws Exception {
         YarnConfiguration conf = new YarnConfiguration();
         conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, tmp.resolve("hdfs").toString());
-        conf.setInt(YarnConfiguration.NM_PMEM_MB, 12288);
+        // MiniYARNCluster overrides the NodeManager's own memory key with this one (default 4 GB: the AM and one executor
+        // fit, the second executor's container never came and Spark waited 30 s for it, then trained on one)
+        conf.setInt(YarnConfiguration.YARN_MINICLUSTER_NM_PMEM_MB, 12288);
         conf.setInt(YarnConfiguration.NM_VCORES, 4);
         conf.setInt(YarnConfiguration.RM_SCHEDULER_MINIMUM_ALLOCATION_MB, 256);
         conf.setBoolean(YarnConfiguration.NM_PMEM_CHECK_ENABLED, false);
         conf.setBoolean(YarnConfiguration.NM_VMEM_CHECK_ENABLED, false);
         conf.setFloat(YarnConfiguration.NM_MAX_PER_DISK_UTILIZATION_PERCENTAGE, 99.9f);   // a full CI disk must not mark the NM unhealthy
         conf.set("yarn.scheduler.capacity.maximum-am-resource-percent", "1.0");
-        conf.set(YarnConfiguration.NM_LOG_DIRS, tmp.resolve("nm-logs").toString());
-        conf.set(YarnConfiguration.NM_LOCAL_DIRS, tmp.resolve("nm-local").toString());
         // the CapacityScheduler's one queue (a cluster's capacity-scheduler.xml would say this)
         conf.set("yarn.scheduler.capacity.root.queues", "default");
         conf.set("yarn.scheduler.capacity.root.default.capacity", "100");
@@ -82,6 +82,8 @@ class YarnClusterIT {
                     "--conf", "spark.yarn.jars=local:" + sparkJars,
                     "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=" + javaHome, "--conf", "spark.executorEnv.JAVA_HOME=" + javaHome,
                     "--conf", "spark.executorEnv.OMP_NUM_THREADS=1", "--conf", "spark.yarn.appMasterEnv.OMP_NUM_THREADS=1",
+                    "--conf", "spark.executor.defaultJavaOptions=" + StandaloneClusterIT.testJvm(),
+                    "--conf", "spark.driver.defaultJavaOptions=" + StandaloneClusterIT.testJvm(),   // the AM's JVM
                     "--conf", "spark.executor.instances=2", "--conf", "spark.executor.memory=1g", "--conf", "spark.driver.memory=1g",
                     "--conf", "spark.sparkformer.executor.offHeap=512m",
                     "train", "--data", hdfs + "/data/corpus.txt", "--out", hdfs + "/runs/yarn", "--n-layer", "1", "--n-head", "2",
@@ -90,6 +92,7 @@ class YarnClusterIT {
             ProcessBuilder pb = new ProcessBuilder(cmd).directory(root.toFile()).redirectErrorStream(true)
                     .redirectOutput(tmp.resolve("submit.log").toFile());
             pb.environment().put("HADOOP_CONF_DIR", hadoopConf.toString());
+            pb.environment().put("SPARKFORMER_JAVA_OPTS", StandaloneClusterIT.testJvm());
             Process p = pb.start();
             boolean done = p.waitFor(Integer.getInteger("yarn.it.timeout", 300), java.util.concurrent.TimeUnit.SECONDS);
             String log = Files.readString(tmp.resolve("submit.log"));
@@ -106,6 +109,7 @@ class YarnClusterIT {
             assertTrue(done, "spark-submit finished in time:\n" + tail(log) + diagnostics(yarn));
             assertEquals(0, p.exitValue(), "spark-submit to YARN:\n" + tail(log) + diagnostics(yarn));
             assertTrue(log.contains("final status: SUCCEEDED"), tail(log));
+            assertEquals(3, containers(yarn), "the application master and both executors ran in containers");
 
             // the driver ran inside YARN and wrote its checkpoint to HDFS: it loads back from there
             assertTrue(fs.exists(new Path("/runs/yarn/ckpt/last/config.json")));
@@ -118,12 +122,22 @@ class YarnClusterIT {
         }
     }
 
+    /** How many containers the NodeManager launched (each has a log folder). */
+    static long containers(MiniYARNCluster yarn) throws java.io.IOException {
+        long n = 0;
+        for (String dir : yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, ""))
+            try (var files = Files.walk(java.nio.file.Path.of(dir))) {
+                n += files.filter(f -> Files.isDirectory(f) && f.getFileName().toString().startsWith("container_")).count();
+            }
+        return n;
+    }
+
     /** The applications' states and the tails of the containers' logs, for a failure message. */
     static String diagnostics(MiniYARNCluster yarn) {
         StringBuilder b = new StringBuilder("\nRM at " + yarn.getConfig().get(YarnConfiguration.RM_ADDRESS) + "\n--- YARN applications ---\n");
         yarn.getResourceManager().getRMContext().getRMApps().values().forEach(app ->
                 b.append(app.getApplicationId()).append(' ').append(app.getState()).append(' ').append(app.getDiagnostics()).append('\n'));
-        for (String dir : yarn.getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, "")) {
+        for (String dir : yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, "")) {
             try (var files = Files.walk(java.nio.file.Path.of(dir))) {
                 files.filter(Files::isRegularFile).forEach(f -> {
                     try {
