@@ -19,6 +19,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * time. Each run is a `sparkformer train` process of its own, as users run it: DL4J's Aeron transport leaves threads
  * behind in the JVM that hosted the driver (a heartbeat, a poll loop over a closed subscription; docs/RELIABILITY.md),
  * which once kept a test JVM alive for an hour, so this JVM never hosts one, and each process is killed if it overruns.
+ * GradientSharingFailureTest (a class of its own, to run beside this one) breaks the mesh.
  */
 class GradientSharingTest {
     @TempDir Path tmp;
@@ -66,7 +67,7 @@ class GradientSharingTest {
         java.util.concurrent.ScheduledExecutorService watch = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
         watch.scheduleWithFixedDelay(() -> mostSeen.accumulateAndGet(executorsOf(run).size(), Math::max), 0, 1, java.util.concurrent.TimeUnit.SECONDS);
         try {
-            ConsoleTest.run(sharingTrain(data, run, 40, List.of()));
+            ConsoleTest.run(sharingTrain(data, run, 30, List.of()));
         } finally {
             watch.shutdownNow();
         }
@@ -74,7 +75,7 @@ class GradientSharingTest {
         // both executors joined the driver's mesh, and the driver's copy kept improving (the updates reached it)
         ObjectMapper json = new ObjectMapper();
         int mesh = -1;
-        double val0 = Double.NaN, val10 = Double.NaN, val40 = Double.NaN;
+        double val0 = Double.NaN, val10 = Double.NaN, val30 = Double.NaN;
         long lastStep = -1;
         for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
             JsonNode m = json.readTree(line);
@@ -83,27 +84,13 @@ class GradientSharingTest {
             if (!m.has("val_loss")) continue;
             if (lastStep == 0) val0 = m.get("val_loss").asDouble();
             if (lastStep == 10) val10 = m.get("val_loss").asDouble();
-            if (lastStep == 40) val40 = m.get("val_loss").asDouble();
+            if (lastStep == 30) val30 = m.get("val_loss").asDouble();
         }
-        assertEquals(40, lastStep);
+        assertEquals(30, lastStep);
         assertEquals(2, mesh, "executors in the mesh");
-        assertTrue(val40 < 0.85 * val0, val0 + " -> " + val40);
-        assertTrue(val40 < val10, "val at 40 " + val40 + " below val at 10 " + val10);
+        assertTrue(val30 < 0.85 * val0, val0 + " -> " + val30);
+        assertTrue(val30 < val10, "val at 30 " + val30 + " below val at 10 " + val10);
         assertEquals(List.of(), executorsOf(run), "no executor JVM outlives its run");
-    }
-
-    @Test void aMeshThatCannotFormFailsInBoundedTimeWithTheReason() throws Exception {
-        Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 8));
-        // executors advertise an address that is not theirs (TEST-NET-2): their Aeron endpoints cannot bind or be reached
-        long t0 = System.nanoTime();
-        ConsoleTest.Exited e = ConsoleTest.exec(sharingTrain(data, tmp.resolve("run-broken"), 20,
-                List.of("-Dspark.executorEnv.DL4J_VOID_IP=198.51.100.7"), "--sync-timeout", "15"), 150);
-        assertEquals(2, e.code(), e.out() + e.err());
-        List<String> said = e.err().lines().filter(l -> l.startsWith("sparkformer: ")).toList();
-        assertEquals(1, said.size(), e.err());
-        assertTrue(said.get(0).startsWith("sparkformer: --sync sharing:"), said.get(0));
-        assertTrue((System.nanoTime() - t0) / 1e9 < 120, "failed within bounded time");
-        assertEquals(List.of(), executorsOf(tmp.resolve("run-broken")), "no executor JVM outlives its run");
     }
 
     @Test void thresholdIsLrPerWorkerUnlessGiven() {

@@ -20,15 +20,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Double-precision finite-difference checks of every parameter: each layer alone (followed by the head,
- * which supplies the loss) and a 2-block model end to end, tied and untied, learned and sinusoidal.
+ * Double-precision finite-difference checks of every parameter of each layer alone (followed by the head, which
+ * supplies the loss); ModelGradientCheckTest checks whole models with the helpers here.
  */
 class GradientCheckTest {
     static final double EPS = 1e-6, MAX_REL = 1e-5, MIN_ABS = 1e-9;
     static final int B = 2, T = 5;
     /** Entries checked per parameter array in whole models, whose layers are each checked in full alone. */
     static final int PER_PARAM = 24;
-    private static DataType savedType;
+    static DataType savedType;
 
     @BeforeAll static void doublePrecision() {
         savedType = Nd4j.dataType();
@@ -146,58 +146,12 @@ class GradientCheckTest {
         assertTrue(check(g, continuous(c), ids(4, c.vocabSize)));
     }
 
-    /** Distillation labels [B, T, 1 + V]: the next-token id, then a teacher's logits. */
-    @Test void twoBlockModelDistilling() {
-        GptConfig c = small(true, GptConfig.Positional.LEARNED);
-        c.distillAlpha = 0.3;
-        c.distillTemperature = 2.0;
-        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
-        INDArray hard = ids(14, c.vocabSize);
-        Nd4j.getRandom().setSeed(15);
-        INDArray labels = Nd4j.concat(2, hard.reshape(B, T, 1), Nd4j.randn(DataType.DOUBLE, B, T, c.vocabSize).muli(2));
-        checkSampled(g, ids(16, c.vocabSize), labels, () -> {});
-        // alpha 1 is plain cross-entropy; a teacher equal to the student makes the KL term vanish
-        INDArray in = ids(16, c.vocabSize);
-        double ce = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, hard), false);
-        INDArray self = Nd4j.concat(2, hard.reshape(B, T, 1), Gpt.logits(g, in));
-        assertEquals(0.3 * ce, g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, self), false), 1e-9);
-    }
-
     @Test void embeddingAloneLearnedAndSinusoidal() {
         for (GptConfig.Positional pos : GptConfig.Positional.values()) {
             GptConfig c = small(false, pos);
             ComputationGraph g = alone(new TokenEmbedding("layer", c), c);
             assertTrue(check(g, ids(5, c.vocabSize), ids(6, c.vocabSize)), "embedding " + pos);
         }
-    }
-
-    @Test void twoBlockModelTiedLearned() {
-        GptConfig c = small(true, GptConfig.Positional.LEARNED);
-        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
-        checkSampled(g, ids(8, c.vocabSize), ids(9, c.vocabSize), () -> {});
-    }
-
-    @Test void twoBlockModelUntiedSinusoidal() {
-        GptConfig c = small(false, GptConfig.Positional.SINUSOIDAL);
-        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
-        checkSampled(g, ids(10, c.vocabSize), ids(11, c.vocabSize), () -> {});
-    }
-
-    /** Dropout is random, so reseed before every forward pass: then each pass draws the same masks. */
-    @Test void twoBlockModelWithDropout() {
-        GptConfig c = small(true, GptConfig.Positional.LEARNED);
-        c.dropout = 0.3;
-        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
-        INDArray in = ids(12, c.vocabSize), labels = ids(13, c.vocabSize);
-        checkSampled(g, in, labels, () -> Nd4j.getRandom().setSeed(99));
-        // and the masks really drop something: two training passes with different seeds differ
-        Nd4j.getRandom().setSeed(1);
-        double a = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), true);
-        Nd4j.getRandom().setSeed(2);
-        double b = g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), true);
-        assertTrue(Math.abs(a - b) > 1e-6, "dropout had no effect");
-        assertEquals(g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), false),
-                g.score(new org.nd4j.linalg.dataset.MultiDataSet(in, labels), false), 0.0, "inference must not drop");
     }
 
     @Test void layerNormAloneAgainstFiniteDifferences() {
