@@ -7,4 +7,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MINUTES="${1:-15}"; [ $# -gt 0 ] && shift
+# A fixed, pre-touched heap: its committed size never changes and all of it is resident, so "anonymous resident less
+# heap" is the native memory alone (with a heap that grows and shrinks, committed-but-untouched pages blur it).
+export SPARKFORMER_DRIVER_MEMORY="${SPARKFORMER_DRIVER_MEMORY:-1g}"
+export SPARKFORMER_JAVA_OPTS="-Xms$SPARKFORMER_DRIVER_MEMORY -XX:+AlwaysPreTouch ${SPARKFORMER_JAVA_OPTS:-}"
 exec "$ROOT/scripts/sparkformer" bench --soak --minutes "$MINUTES" "$@"

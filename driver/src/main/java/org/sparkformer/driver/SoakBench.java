@@ -22,7 +22,7 @@ import java.util.SplittableRandom;
 /**
  * {@code sparkformer bench --soak [--minutes 15] [--preset baby] [--sample-every 50] [--warmup-fraction 0.4]} (scripts/soak.sh): one
  * replica trains for the given time; every N steps, after a full GC, it samples the Java heap in use, the process's
- * resident memory as JavaCPP counts it (Pointer.physicalBytes) and, as off-heap, that less the committed heap. After
+ * resident memory as JavaCPP counts it (Pointer.physicalBytes) and, as off-heap, its anonymous part less the committed heap. After
  * warm-up it fits a line to each one's floor and prints the slopes in MB per 1,000 steps: flat means under 1 for heap and off-heap.
  */
 final class SoakBench {
@@ -39,6 +39,17 @@ final class SoakBench {
             out.add(new double[]{step, min});
         }
         return out;
+    }
+
+    /** RssAnon from /proc/self/status in MB (Linux); elsewhere the whole resident size given. */
+    static double anonResidentMb(double residentMb) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
+                if (line.startsWith("RssAnon:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+        } catch (java.io.IOException | RuntimeException e) {
+            log.debug("no /proc/self/status: off-heap from the whole resident size", e);
+        }
+        return residentMb;
     }
 
     static int run(Map<String, String> flags, PrintStream out) {
@@ -69,14 +80,16 @@ final class SoakBench {
                 System.gc();
                 System.gc();
                 Runtime rt = Runtime.getRuntime();
-                // JavaCPP's physical bytes = the process's resident memory; less the committed heap = all that is
-                // not the Java heap: ND4J's native buffers (libnd4j allocates them itself, not through JavaCPP's counter)
+                // off-heap: the process's anonymous resident memory less the committed heap = ND4J's native buffers
+                // (libnd4j allocates them itself, not through JavaCPP's counter), malloc arenas, thread stacks, metaspace.
+                // Anonymous only: file-backed pages (the mapped native libraries and jars) come and go with the kernel's
+                // page reclaim and are not ours to leak; soak.sh fixes and pre-touches the heap so that all of it is resident.
                 double h = (rt.totalMemory() - rt.freeMemory()) / 1048576.0, r = Pointer.physicalBytes() / 1048576.0;
-                double o = r - rt.totalMemory() / 1048576.0;
+                double o = anonResidentMb(r) - rt.totalMemory() / 1048576.0;
                 heap.add(new double[]{step, h});
                 offHeap.add(new double[]{step, o});
                 rss.add(new double[]{step, r});
-                log.info(String.format(java.util.Locale.ROOT, "soak step %d: heap in use %.1f MB, off-heap %.1f MB, resident (JavaCPP physical bytes) %.0f MB", step, h, o, r));
+                log.info(String.format(java.util.Locale.ROOT, "soak step %d: heap in use %.1f MB, off-heap (anonymous resident less heap) %.1f MB, resident (JavaCPP physical bytes) %.0f MB", step, h, o, r));
             }
         }
         ObjectNode res = new ObjectMapper().createObjectNode();
