@@ -38,12 +38,15 @@ if [ -x "$SPARK_HOME/bin/spark-submit" ]; then
 else
   APP="${APP_JAR:-$ROOT/driver/target/sparkformer-driver.jar}"
   [[ "$APP" == local://* || -f "$APP" ]] && [ -d "$SPARK_HOME/jars" ] || { echo "spark-submit.sh: no $APP or $SPARK_HOME/jars; build: (cd $ROOT && mvn -B -DskipTests install)" >&2; exit 1; }
+  # the application jar on this JVM's class path too: our Log4j2 plugin (RedactSecrets) must be there when logging starts
   SUBMIT=(java -Xmx"${SPARKFORMER_DRIVER_MEMORY:-4g}" "${JAVA17_OPENS[@]}" ${SPARKFORMER_JAVA_OPTS:-} -Dlog4j2.configurationFile="$ROOT/conf/log4j2.xml"
-    -cp "${HADOOP_CONF_DIR:+$HADOOP_CONF_DIR:}${YARN_CONF_DIR:+$YARN_CONF_DIR:}$SPARK_HOME/conf:$SPARK_HOME/jars/*" org.apache.spark.deploy.SparkSubmit)
+    -cp "${HADOOP_CONF_DIR:+$HADOOP_CONF_DIR:}${YARN_CONF_DIR:+$YARN_CONF_DIR:}$SPARK_HOME/conf:${APP#file:}:$SPARK_HOME/jars/*" org.apache.spark.deploy.SparkSubmit)
   # (like Spark's own launcher: the cluster's Hadoop/YARN configuration on the classpath)
 fi
 
-opts="${JAVA17_OPENS[*]}"
+# SPARKFORMER_CLUSTER_JAVA_OPTS: more options for the driver and executor JVMs on the cluster (deploy/yarn/submit.sh
+# and deploy/standalone/submit.sh give them our logging configuration this way)
+opts="${JAVA17_OPENS[*]}${SPARKFORMER_CLUSTER_JAVA_OPTS:+ $SPARKFORMER_CLUSTER_JAVA_OPTS}"
 conf=(--conf "spark.driver.extraJavaOptions=$opts" --conf "spark.executor.extraJavaOptions=$opts"
   --conf spark.serializer=org.apache.spark.serializer.KryoSerializer --conf spark.kryo.registrator=org.nd4j.kryo.Nd4jRegistrator
   --conf spark.executorEnv.OMP_WAIT_POLICY=PASSIVE)

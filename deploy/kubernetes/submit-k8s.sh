@@ -11,9 +11,13 @@ gpu=()
 [ "${GPU:-0}" = 1 ] && gpu=(--conf spark.executor.resource.gpu.amount=1 --conf spark.task.resource.gpu.amount=1
   --conf spark.executor.resource.gpu.vendor=nvidia.com
   --conf spark.executor.resource.gpu.discoveryScript=/opt/sparkformer/scripts/gpu-discovery.sh)
+# our logging (JSON lines, secrets masked) in the driver and executor pods: the configuration, and the jar that holds
+# its masking plugin on their class path from the start
+export SPARKFORMER_CLUSTER_JAVA_OPTS="-Dlog4j2.configurationFile=/opt/sparkformer/conf/log4j2-json.xml${SPARKFORMER_CLUSTER_JAVA_OPTS:+ $SPARKFORMER_CLUSTER_JAVA_OPTS}"
 APP_JAR=local:///opt/sparkformer/lib/sparkformer-dist.jar exec "$ROOT/deploy/spark-submit.sh" \
   --master "k8s://$K8S_API" --deploy-mode cluster --name sparkformer \
   --conf spark.kubernetes.container.image="$IMAGE" \
+  --conf spark.driver.extraClassPath=/opt/sparkformer/lib/sparkformer-dist.jar --conf spark.executor.extraClassPath=/opt/sparkformer/lib/sparkformer-dist.jar \
   --conf spark.kubernetes.namespace="${NAMESPACE:-default}" \
   --conf spark.kubernetes.authenticate.driver.serviceAccountName="${SERVICE_ACCOUNT:-spark}" \
   --conf spark.executor.instances="${EXECUTORS:-2}" --conf spark.executor.cores=1 --conf spark.executor.memory="${EXECUTOR_MEMORY:-8g}" \

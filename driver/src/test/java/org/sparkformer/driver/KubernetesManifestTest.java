@@ -96,6 +96,11 @@ class KubernetesManifestTest {
         assertEquals("/opt/sparkformer/scripts/gpu-discovery.sh", spec.at("/sparkConf/spark.executor.resource.gpu.discoveryScript").asText());
         // the executors get the same JVM flags as our own launcher gives them
         assertTrue(spec.at("/sparkConf/spark.executor.extraJavaOptions").asText().contains(Trainer.JAVA17_FLAGS), "executor flags = Trainer.JAVA17_FLAGS");
+        // driver and executors log through our configuration, its masking plugin on their class path from the start
+        for (String role : List.of("driver", "executor")) {
+            assertEquals(jar.substring("local://".length()), spec.at("/sparkConf/spark." + role + ".extraClassPath").asText(), role);
+            assertTrue(spec.at("/sparkConf/spark." + role + ".extraJavaOptions").asText().contains("-Dlog4j2.configurationFile=/opt/sparkformer/conf/log4j2-json.xml"), role);
+        }
     }
 
     @Test void dockerfileAndSubmitExampleAgree() throws Exception {

@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 
@@ -30,9 +31,10 @@ class StandaloneClusterIT {
         }
     }
 
-    static String run(Path log, long timeoutSeconds, String... cmd) throws Exception {
+    static String run(Path log, long timeoutSeconds, Map<String, String> env, String... cmd) throws Exception {
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(GpuBindingTest.root().toFile()).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("SPARKFORMER_JAVA_OPTS", testJvm());   // the daemons and the spark-submit JVM
+        pb.environment().putAll(env);
         Process p = pb.start();
         if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
@@ -44,6 +46,18 @@ class StandaloneClusterIT {
         return out;
     }
 
+    /**
+     * A cluster JVM's log went through our Log4j2 configuration, with its secret-masking rewrite policy in place: no
+     * fallback to Spark's default profile, no missing plugin, and the lines (if any) in our layout.
+     */
+    static void assertOurLogging(Path stderr) throws Exception {
+        String log = Files.readString(stderr);
+        assertFalse(log.contains("Using Spark's default log4j profile"), stderr + ":\n" + YarnClusterIT.tail(log));
+        assertFalse(log.contains("invalid element"), stderr + ":\n" + YarnClusterIT.tail(log));
+        for (String line : log.lines().filter(l -> l.matches("^\\d\\d[:/].*")).toList())
+            assertTrue(line.matches("\\d\\d:\\d\\d:\\d\\d (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) \\S+ - .*"), stderr + ": " + line);
+    }
+
     /** The JIT options the build gives every JVM of the tests (the root pom's test.jvm). */
     static String testJvm() { return System.getProperty("spark.executor.defaultJavaOptions", ""); }
 
@@ -52,21 +66,28 @@ class StandaloneClusterIT {
         Path cluster = tmp.resolve("cluster");
         Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1500, 8));
         Path run = tmp.resolve("run");
-        String master = run(tmp.resolve("start.log"), 120, root.resolve("deploy/standalone/start-cluster.sh").toString(),
+        String master = run(tmp.resolve("start.log"), 120, Map.of(), root.resolve("deploy/standalone/start-cluster.sh").toString(),
                 "--workers", "2", "--cores", "1", "--memory", "2g", "--port", String.valueOf(freePort()), "--dir", cluster.toString()).trim();
         master = master.lines().reduce((a, b) -> b).orElse("");
         assertTrue(master.startsWith("spark://"), master);
         try {
-            List<String> cmd = new ArrayList<>(List.of(root.resolve("deploy/spark-submit.sh").toString(), "--master", master,
-                    "--conf", "spark.executor.memory=1g", "--conf", "spark.executorEnv.OMP_NUM_THREADS=1",
-                    "--conf", "spark.executor.defaultJavaOptions=" + testJvm(),
+            // deploy/standalone/submit.sh finds the cluster by its folder; the executors get the tests' JVM options too
+            Map<String, String> env = Map.of("SPARKFORMER_CLUSTER_DIR", cluster.toString(), "SPARKFORMER_CLUSTER_JAVA_OPTS", testJvm(),
+                    "SPARK_CONF", "--conf spark.executor.memory=1g --conf spark.executorEnv.OMP_NUM_THREADS=1");
+            List<String> cmd = new ArrayList<>(List.of(root.resolve("deploy/standalone/submit.sh").toString(),
                     "train", "--data", data.toString(), "--out", run.toString(), "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
                     "--block-size", "16", "--batch-size", "8", "--steps", "20", "--eval-interval", "10", "--averaging-frequency", "5",
                     "--workers", "2", "--samples", "0", "--progress", "log"));
-            String out = run(tmp.resolve("submit.log"), 300, cmd.toArray(String[]::new));
+            String out = run(tmp.resolve("submit.log"), 300, env, cmd.toArray(String[]::new));
             assertTrue(out.contains("done: 20 steps"), out);
+            assertFalse(out.contains("invalid element"), "the driver (spark-submit's JVM) has our logging plugin:\n" + out);
+            try (var files = Files.walk(cluster)) {
+                List<Path> executorLogs = files.filter(f -> f.getFileName().toString().equals("stderr")).toList();
+                assertEquals(2, executorLogs.size(), executorLogs.toString());
+                for (Path f : executorLogs) assertOurLogging(f);
+            }
         } finally {
-            run(tmp.resolve("stop.log"), 60, root.resolve("deploy/standalone/stop-cluster.sh").toString(), "--dir", cluster.toString());
+            run(tmp.resolve("stop.log"), 60, Map.of(), root.resolve("deploy/standalone/stop-cluster.sh").toString(), "--dir", cluster.toString());
         }
         // the workers' executors trained (two executor ids), and the checkpoint loads
         TreeSet<String> executors = new TreeSet<>();

@@ -110,6 +110,12 @@ class YarnClusterIT {
             assertEquals(0, p.exitValue(), "spark-submit to YARN:\n" + tail(log) + diagnostics(yarn));
             assertTrue(log.contains("final status: SUCCEEDED"), tail(log));
             assertEquals(3, containers(yarn), "the application master and both executors ran in containers");
+            assertFalse(log.contains("invalid element"), "spark-submit's JVM has our logging plugin:\n" + tail(log));
+            // the driver (in the AM) and the executors logged through our configuration and its secret masking
+            for (java.nio.file.Path f : containerLogs(yarn)) StandaloneClusterIT.assertOurLogging(f);
+            assertTrue(containerLogs(yarn).stream().anyMatch(f -> {
+                try { return Files.readString(f).contains("INFO  Trainer - step 10/10 | loss"); } catch (java.io.IOException e) { return false; }
+            }), "the driver's progress lines in the AM's log");
 
             // the driver ran inside YARN and wrote its checkpoint to HDFS: it loads back from there
             assertTrue(fs.exists(new Path("/runs/yarn/ckpt/last/config.json")));
@@ -130,6 +136,16 @@ class YarnClusterIT {
                 n += files.filter(f -> Files.isDirectory(f) && f.getFileName().toString().startsWith("container_")).count();
             }
         return n;
+    }
+
+    /** Each container's stderr. */
+    static List<java.nio.file.Path> containerLogs(MiniYARNCluster yarn) throws java.io.IOException {
+        List<java.nio.file.Path> logs = new ArrayList<>();
+        for (String dir : yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, ""))
+            try (var files = Files.walk(java.nio.file.Path.of(dir))) {
+                files.filter(f -> f.getFileName().toString().equals("stderr")).forEach(logs::add);
+            }
+        return logs;
     }
 
     /** The applications' states and the tails of the containers' logs, for a failure message. */
