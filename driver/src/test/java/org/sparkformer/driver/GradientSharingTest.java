@@ -15,11 +15,10 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * --sync sharing on two executor JVMs (local-cluster): the mesh forms, the model learns, a broken mesh fails in bounded
- * time. Each run is a `sparkformer train` process of its own, as users run it: DL4J's Aeron transport leaves threads
+ * --sync sharing on two executor JVMs (local-cluster): the mesh forms and the model learns (GradientSharingFailureTest,
+ * a class of its own to run beside this one, breaks the mesh). Each run is a `sparkformer train` process of its own, as users run it: DL4J's Aeron transport leaves threads
  * behind in the JVM that hosted the driver (a heartbeat, a poll loop over a closed subscription; docs/RELIABILITY.md),
  * which once kept a test JVM alive for an hour, so this JVM never hosts one, and each process is killed if it overruns.
- * GradientSharingFailureTest (a class of its own, to run beside this one) breaks the mesh.
  */
 class GradientSharingTest {
     @TempDir Path tmp;
