@@ -7,6 +7,9 @@
 #   --gpu             one GPU per executor and per task, found by scripts/gpu-discovery.sh (GPU_DISCOVERY=path overrides)
 #   --off-heap SIZE   ND4J's off-heap memory per executor (default: the executor heap); the driver turns it into
 #                     spark.executor.memoryOverhead and JavaCPP's limits (ExecutorMemory)
+#   --jar-on-classpath  the application jar on the driver's and executors' class path from their start (our Log4j2
+#                     secret-masking plugin must be there when logging starts); its path must hold the jar on every
+#                     node (standalone workers run from this install; the Kubernetes image has it)
 # Spark: $SPARK_HOME/bin/spark-submit when SPARK_HOME is a Spark install (then the -Pdist application jar is used),
 # else Spark's SparkSubmit class from the project's own jars (driver/target/spark-home, thin jar). APP_JAR overrides
 # the jar (e.g. local:///opt/sparkformer/lib/sparkformer-dist.jar inside the Kubernetes image). SPARKFORMER_JAVA_OPTS:
@@ -17,10 +20,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OWN_HOME="$ROOT/driver/target/spark-home"
 export SPARK_HOME="${SPARK_HOME:-$OWN_HOME}" SPARK_SCALA_VERSION="${SPARK_SCALA_VERSION:-2.12}"
 
-submit=() gpu=0 offheap=""
+submit=() gpu=0 offheap="" jar_on_classpath=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpu) gpu=1; shift ;;
+    --jar-on-classpath) jar_on_classpath=1; shift ;;
     --off-heap) offheap=$2; shift 2 ;;
     --off-heap=*) offheap=${1#--off-heap=}; shift ;;
     --verbose|--supervise) submit+=("$1"); shift ;;
@@ -51,6 +55,10 @@ conf=(--conf "spark.driver.extraJavaOptions=$opts" --conf "spark.executor.extraJ
   --conf spark.serializer=org.apache.spark.serializer.KryoSerializer --conf spark.kryo.registrator=org.nd4j.kryo.Nd4jRegistrator
   --conf spark.executorEnv.OMP_WAIT_POLICY=PASSIVE)
 [ -n "$offheap" ] && conf+=(--conf "spark.sparkformer.executor.offHeap=$offheap")
+if [ "$jar_on_classpath" = 1 ]; then
+  jar="${APP#local://}"; jar="${jar#file:}"
+  conf+=(--conf "spark.driver.extraClassPath=$jar" --conf "spark.executor.extraClassPath=$jar")
+fi
 if [ "$gpu" = 1 ]; then
   discovery="${GPU_DISCOVERY:-$ROOT/scripts/gpu-discovery.sh}"
   conf+=(--conf spark.executor.resource.gpu.amount=1 --conf spark.task.resource.gpu.amount=1

@@ -17,7 +17,7 @@ export SPARKFORMER_CLUSTER_JAVA_OPTS="-Dlog4j2.configurationFile=/opt/sparkforme
 APP_JAR=local:///opt/sparkformer/lib/sparkformer-dist.jar exec "$ROOT/deploy/spark-submit.sh" \
   --master "k8s://$K8S_API" --deploy-mode cluster --name sparkformer \
   --conf spark.kubernetes.container.image="$IMAGE" \
-  --conf spark.driver.extraClassPath=/opt/sparkformer/lib/sparkformer-dist.jar --conf spark.executor.extraClassPath=/opt/sparkformer/lib/sparkformer-dist.jar \
+  --jar-on-classpath \
   --conf spark.kubernetes.namespace="${NAMESPACE:-default}" \
   --conf spark.kubernetes.authenticate.driver.serviceAccountName="${SERVICE_ACCOUNT:-spark}" \
   --conf spark.executor.instances="${EXECUTORS:-2}" --conf spark.executor.cores=1 --conf spark.executor.memory="${EXECUTOR_MEMORY:-8g}" \

@@ -8,7 +8,5 @@ DIR="${SPARKFORMER_CLUSTER_DIR:-/tmp/sparkformer-cluster}"
 [ -f "$DIR/master.url" ] || { echo "submit.sh: no cluster running from $DIR (start it with deploy/standalone/start-cluster.sh)" >&2; exit 1; }
 # The workers run from this install (start-cluster.sh): executors log through our configuration, with the jar that
 # holds its secret-masking plugin on their class path from the start.
-APP="${APP_JAR:-$ROOT/driver/target/sparkformer-driver.jar}"
-[ -x "${SPARK_HOME:-}/bin/spark-submit" ] && APP="${APP_JAR:-$ROOT/deploy/dist/target/sparkformer-dist.jar}"
 export SPARKFORMER_CLUSTER_JAVA_OPTS="-Dlog4j2.configurationFile=${SPARKFORMER_LOG_CONF:-$ROOT/conf/log4j2.xml}${SPARKFORMER_CLUSTER_JAVA_OPTS:+ $SPARKFORMER_CLUSTER_JAVA_OPTS}"
-exec "$ROOT/deploy/spark-submit.sh" --master "$(cat "$DIR/master.url")" --conf "spark.executor.extraClassPath=${APP#file:}" ${SPARK_CONF:-} "$@"
+exec "$ROOT/deploy/spark-submit.sh" --master "$(cat "$DIR/master.url")" --jar-on-classpath ${SPARK_CONF:-} "$@"
