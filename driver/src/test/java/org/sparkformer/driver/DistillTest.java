@@ -31,9 +31,9 @@ class DistillTest {
     @Test void distilledStudentBeatsTheSameStudentFromScratch() throws Exception {
         String data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(3000, 21)).toString();
         Path teacher = tmp.resolve("teacher");
-        TrainConfig t = SparkTrainingTest.tinyConfig(teacher, 200, data);
+        TrainConfig t = SparkTrainingTest.tinyConfig(teacher, 100, data);
         t.nEmbd = 64;
-        t.evalInterval = 100;
+        t.evalInterval = 50;
         Trainer.Result tr = new Trainer(t.validate(), null, false).run(sc);
 
         Trainer.Result scratch = new Trainer(student(tmp.resolve("scratch"), data), null, false).run(sc);

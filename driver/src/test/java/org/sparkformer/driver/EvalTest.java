@@ -23,19 +23,19 @@ class EvalTest {
     @AfterAll static void stop() { if (sc != null) sc.close(); }
 
     @Test void evaluatesTextAndDatasetsAndQuantizedModels() throws Exception {
-        Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(2000, 9));
+        Path data = TestCorpus.write(tmp, "corpus.txt", TestCorpus.text(1000, 9));
         Path run = tmp.resolve("run");
         new Trainer(SparkTrainingTest.tinyConfig(run, 60, data.toString()), null, false).run(sc);
         String ckpt = run.toString();
 
         Evaluate.Result r = Evaluate.run(sc, ckpt, data.toString(), 8, 0);
         int t = Checkpoint.load(ckpt, new Configuration(), false).model().blockSize;
-        assertTrue(r.tokens() > 0.9 * TestCorpus.text(2000, 9).length(), "most of the text is scored: " + r.tokens());
+        assertTrue(r.tokens() > 0.9 * TestCorpus.text(1000, 9).length(), "most of the text is scored: " + r.tokens());
         assertEquals(0, r.tokens() % t);
         assertEquals(r.tokens(), r.bytes(), "ASCII characters: one byte per token");
         assertEquals(Math.exp(r.meanLoss()), r.perplexity(), 1e-9 * r.perplexity());
         assertEquals(r.meanLoss() / Math.log(2), r.bitsPerByte(), 1e-9);
-        assertTrue(r.meanLoss() < Math.log(CharTokenizer.fromText(TestCorpus.text(2000, 9)).vocabSize()), "a trained model beats uniform");
+        assertTrue(r.meanLoss() < Math.log(CharTokenizer.fromText(TestCorpus.text(1000, 9)).vocabSize()), "a trained model beats uniform");
 
         // the same text spread over 1 partition or 2 gives the same numbers up to window boundaries
         Evaluate.Result capped = Evaluate.run(sc, ckpt, data.toString(), 8, 4000);
