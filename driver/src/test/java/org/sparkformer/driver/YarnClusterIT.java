@@ -109,11 +109,12 @@ class YarnClusterIT {
             assertTrue(done, "spark-submit finished in time:\n" + tail(log) + diagnostics(yarn));
             assertEquals(0, p.exitValue(), "spark-submit to YARN:\n" + tail(log) + diagnostics(yarn));
             assertTrue(log.contains("final status: SUCCEEDED"), tail(log));
-            assertEquals(3, containers(yarn), "the application master and both executors ran in containers");
+            List<java.nio.file.Path> containerLogs = containerLogs(yarn);
+            assertEquals(3, containerLogs.size(), "the application master and both executors ran in containers: " + containerLogs);
             assertFalse(log.contains("invalid element"), "spark-submit's JVM has our logging plugin:\n" + tail(log));
             // the driver (in the AM) and the executors logged through our configuration and its secret masking
-            for (java.nio.file.Path f : containerLogs(yarn)) StandaloneClusterIT.assertOurLogging(f);
-            assertTrue(containerLogs(yarn).stream().anyMatch(f -> {
+            for (java.nio.file.Path f : containerLogs) StandaloneClusterIT.assertOurLogging(f);
+            assertTrue(containerLogs.stream().anyMatch(f -> {
                 try { return Files.readString(f).contains("INFO  Trainer - step 10/10 | loss"); } catch (java.io.IOException e) { return false; }
             }), "the driver's progress lines in the AM's log");
 
@@ -128,17 +129,7 @@ class YarnClusterIT {
         }
     }
 
-    /** How many containers the NodeManager launched (each has a log folder). */
-    static long containers(MiniYARNCluster yarn) throws java.io.IOException {
-        long n = 0;
-        for (String dir : yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, ""))
-            try (var files = Files.walk(java.nio.file.Path.of(dir))) {
-                n += files.filter(f -> Files.isDirectory(f) && f.getFileName().toString().startsWith("container_")).count();
-            }
-        return n;
-    }
-
-    /** Each container's stderr. */
+    /** Each container's stderr (one per container the NodeManager launched). */
     static List<java.nio.file.Path> containerLogs(MiniYARNCluster yarn) throws java.io.IOException {
         List<java.nio.file.Path> logs = new ArrayList<>();
         for (String dir : yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS, ""))
