@@ -55,13 +55,13 @@ class SparkTrainingTest {
 
     @Test void lossFallsAndCheckpointReloadsToIdenticalLogits() throws Exception {
         Path out = tmp.resolve("run-a");
-        Trainer.Result r = new Trainer(tinyConfig(out, 150), null, false).run(sc);
-        assertEquals(150, r.steps());
+        Trainer.Result r = new Trainer(tinyConfig(out, 100), null, false).run(sc);
+        assertEquals(100, r.steps());
         assertTrue(r.finalValLoss() < 0.6 * r.firstValLoss(), "val loss " + r.firstValLoss() + " -> " + r.finalValLoss());
         assertTrue(Files.exists(out.resolve("metrics.jsonl")));
         // every logged line carries step, train_loss and lr, every round also tokens_per_s; evaluated ones val_loss
         List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
-        assertEquals(1 + 150 / 5, lines.size());
+        assertEquals(1 + 100 / 5, lines.size());
         for (String line : lines) {
             var m = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line);
             for (String key : new String[]{"step", "train_loss", "lr"}) assertTrue(m.has(key), key + " in " + line);
@@ -73,7 +73,7 @@ class SparkTrainingTest {
 
         Checkpoint.Loaded a = Checkpoint.load(out.toString(), new Configuration(), true);
         Checkpoint.Loaded b = Checkpoint.load(out.resolve("ckpt/last").toString(), new Configuration(), true);
-        assertEquals(150, a.state().step);
+        assertEquals(100, a.state().step);
         INDArray idx = Nd4j.create(new float[]{1, 2, 3, 4, 5, 6, 7, 8}, new long[]{1, 8});
         INDArray la = Gpt.logits(a.graph(), idx), lb = Gpt.logits(b.graph(), idx);
         assertEquals(la, lb);
