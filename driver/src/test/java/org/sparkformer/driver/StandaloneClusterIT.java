@@ -48,14 +48,15 @@ class StandaloneClusterIT {
 
     /**
      * A cluster JVM's log went through our Log4j2 configuration, with its secret-masking rewrite policy in place: no
-     * fallback to Spark's default profile, no missing plugin, and the lines (if any) in our layout.
+     * fallback to Spark's default profile, no missing plugin, and the lines (if any) in our layout. Returns the log.
      */
-    static void assertOurLogging(Path stderr) throws Exception {
+    static String assertOurLogging(Path stderr) throws Exception {
         String log = Files.readString(stderr);
         assertFalse(log.contains("Using Spark's default log4j profile"), stderr + ":\n" + YarnClusterIT.tail(log));
         assertFalse(log.contains("invalid element"), stderr + ":\n" + YarnClusterIT.tail(log));
         for (String line : log.lines().filter(l -> l.matches("^\\d\\d[:/].*")).toList())
             assertTrue(line.matches("\\d\\d:\\d\\d:\\d\\d (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) \\S+ - .*"), stderr + ": " + line);
+        return log;
     }
 
     /** The JIT options the build gives every JVM of the tests (the root pom's test.jvm). */
