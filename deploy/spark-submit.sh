@@ -53,7 +53,7 @@ fi
 opts="${JAVA17_OPENS[*]}${SPARKFORMER_CLUSTER_JAVA_OPTS:+ $SPARKFORMER_CLUSTER_JAVA_OPTS}"
 conf=(--conf "spark.driver.extraJavaOptions=$opts" --conf "spark.executor.extraJavaOptions=$opts"
   --conf spark.serializer=org.apache.spark.serializer.KryoSerializer --conf spark.kryo.registrator=org.nd4j.kryo.Nd4jRegistrator
-  --conf spark.executorEnv.OMP_WAIT_POLICY=PASSIVE)
+  --conf spark.executorEnv.OMP_WAIT_POLICY=PASSIVE --conf spark.executorEnv.OPENBLAS_THREAD_TIMEOUT=22)
 [ -n "$offheap" ] && conf+=(--conf "spark.sparkformer.executor.offHeap=$offheap")
 if [ "$jar_on_classpath" = 1 ]; then
   jar="${APP#local://}"; jar="${jar#file:}"

@@ -485,6 +485,7 @@ public final class Trainer {
         conf.setIfMissing("spark.ui.enabled", "false");
         // executors in their own JVMs (cluster modes) get the same OpenMP behaviour as the launcher gives us
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
+        conf.setIfMissing("spark.executorEnv.OPENBLAS_THREAD_TIMEOUT", "22");
         // executors in their own JVMs need what the driver's JVM needs on Java 17 (Spark's reflection into java.base)
         conf.setIfMissing("spark.executor.extraJavaOptions", JAVA17_FLAGS);
         // Kryo, with ND4J's registrator so INDArrays (DL4J's averaging results) serialise by their buffers

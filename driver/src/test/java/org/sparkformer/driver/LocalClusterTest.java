@@ -80,6 +80,9 @@ class LocalClusterTest {
         assertEquals(2, devices.size(), devices.toString());
         for (String d : devices)
             assertTrue(d.matches("executor [01]: GPU [37] assigned, ND4J backend is CPU: not bound, CPU path unchanged.*"), d);
+        // the executors' native thread settings are the launcher's (Trainer.sparkConf's executorEnv defaults)
+        assertEquals(List.of("PASSIVE 22", "PASSIVE 22"), sc.parallelize(List.of(1, 2), 2)
+                .map(i -> System.getenv("OMP_WAIT_POLICY") + " " + System.getenv("OPENBLAS_THREAD_TIMEOUT")).collect());
     }
 
     /** A process's full command line (ProcessHandle truncates long ones): /proc/PID/cmdline, NULs as spaces. */
