@@ -483,7 +483,7 @@ public final class Trainer {
         SparkConf conf = new SparkConf().setAppName("sparkformer");
         if (!conf.contains("spark.master")) conf.setMaster(master);
         conf.setIfMissing("spark.ui.enabled", "false");
-        // executors in their own JVMs (cluster modes) get the same OpenMP behaviour as the launcher gives us
+        // executors in their own JVMs (cluster modes) get the OpenMP and OpenBLAS thread settings the launcher gives us
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
         conf.setIfMissing("spark.executorEnv.OPENBLAS_THREAD_TIMEOUT", "22");
         // executors in their own JVMs need what the driver's JVM needs on Java 17 (Spark's reflection into java.base)
