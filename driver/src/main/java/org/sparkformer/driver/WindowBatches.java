@@ -24,14 +24,29 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
     /** Where a partition's tokens come from: a broadcast array, or dataset shards read on the executor. */
     interface TokenSource extends Serializable {
         int[] tokens(int partition, int parts) throws IOException;
+
+        /** The same tokens, as a span of an array that need not be a copy. */
+        default Span span(int partition, int parts) throws IOException {
+            int[] t = tokens(partition, parts);
+            return new Span(t, 0, t.length);
+        }
     }
+
+    /** tokens[from .. from+length) of an array. */
+    record Span(int[] tokens, int from, int length) {}
 
     /** Slice i of a broadcast token array. */
     record BroadcastSlice(Broadcast<int[]> all) implements TokenSource {
         @Override public int[] tokens(int partition, int parts) {
+            Span s = span(partition, parts);
+            return Arrays.copyOfRange(s.tokens(), s.from(), s.from() + s.length());
+        }
+
+        /** No copy: every round of training reads its windows straight from the broadcast array. */
+        @Override public Span span(int partition, int parts) {
             int[] t = all.value();
             long[] r = slice(t.length, partition, parts);
-            return Arrays.copyOfRange(t, (int) r[0], (int) r[1]);
+            return new Span(t, (int) r[0], (int) (r[1] - r[0]));
         }
     }
 
@@ -74,12 +89,13 @@ final class WindowBatches implements Function2<Integer, Iterator<Integer>, Itera
         // the training task's thread, before DL4J's worker builds the replica: where its arrays will live
         GpuBinding.Decision device = GpuBinding.bind(partition);
         if (devices != null) devices.add(device.toString());
-        int[] tokens = source.tokens(partition, parts);
-        if (tokens.length < 2 * blockSize) return java.util.Collections.emptyIterator();
-        int[] starts = Windows.epochStarts(tokens.length, blockSize, seed, partition, step * batchSize, batches * batchSize);
+        Span span = source.span(partition, parts);
+        if (span.length() < 2 * blockSize) return java.util.Collections.emptyIterator();
+        int[] starts = Windows.epochStarts(span.length(), blockSize, seed, partition, step * batchSize, batches * batchSize);
+        for (int i = 0; i < starts.length; i++) starts[i] += span.from();
         List<MultiDataSet> out = new ArrayList<>(batches);
         for (int b = 0; b < batches; b++) {
-            MultiDataSet batch = Windows.batch(tokens, Arrays.copyOfRange(starts, b * batchSize, (b + 1) * batchSize), blockSize);
+            MultiDataSet batch = Windows.batch(span.tokens(), Arrays.copyOfRange(starts, b * batchSize, (b + 1) * batchSize), blockSize);
             out.add(teacher == null ? batch : teacher.label(batch));
         }
         return out.iterator();

@@ -171,6 +171,28 @@ class SparkTrainingTest {
         assertTrue(maxDiff < 1e-5, "spark and plain training differ by " + maxDiff);
     }
 
+    /** The broadcast array's partition read in place (no copy) gives the windows a copy of that partition gives. */
+    @Test void broadcastSpanGivesTheWindowsOfACopiedSlice() throws Exception {
+        int[] tokens = new int[10_007];
+        for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7919) % 101;
+        WindowBatches.BroadcastSlice broadcast = new WindowBatches.BroadcastSlice(sc.broadcast(tokens));
+        WindowBatches.TokenSource copied = broadcast::tokens;   // only tokens(): the default span over a copy
+        for (int partition = 0; partition < 3; partition++) {
+            assertTrue(broadcast.span(partition, 3).from() > 0 || partition == 0);
+            Iterator<MultiDataSet> a = new WindowBatches(broadcast, 3, 7, 40, 4, 5, 16).call(partition, Collections.emptyIterator());
+            Iterator<MultiDataSet> b = new WindowBatches(copied, 3, 7, 40, 4, 5, 16).call(partition, Collections.emptyIterator());
+            int n = 0;
+            while (a.hasNext()) {
+                MultiDataSet x = a.next(), y = b.next();
+                assertEquals(y.getFeatures(0), x.getFeatures(0));
+                assertEquals(y.getLabels(0), x.getLabels(0));
+                n++;
+            }
+            assertEquals(4, n);
+            assertFalse(b.hasNext());
+        }
+    }
+
     @Test void existingRunIsNotOverwrittenWithoutResumeOrOverwrite() throws Exception {
         Path out = tmp.resolve("run-c");
         new Trainer(tinyConfig(out, 5), null, false).run(sc);
