@@ -218,9 +218,15 @@ final class Bench {
 
     /** A memory line of /proc/self/status in MB (VmHWM: peak resident, VmRSS: resident now), or -1. */
     static long procStatusMb(String key) {
+        long kb = procStatusKb(key);
+        return kb < 0 ? -1 : kb / 1024;
+    }
+
+    /** A memory line of /proc/self/status in kB (Linux), or -1. */
+    static long procStatusKb(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status")))
-                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", ""));
         } catch (IOException | NumberFormatException e) {
             return -1;
         }

@@ -43,13 +43,8 @@ final class SoakBench {
 
     /** RssAnon from /proc/self/status in MB (Linux); elsewhere the whole resident size given. */
     static double anonResidentMb(double residentMb) {
-        try {
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
-                if (line.startsWith("RssAnon:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
-        } catch (java.io.IOException | RuntimeException e) {
-            log.debug("no /proc/self/status: off-heap from the whole resident size", e);
-        }
-        return residentMb;
+        long kb = Bench.procStatusKb("RssAnon:");
+        return kb < 0 ? residentMb : kb / 1024.0;
     }
 
     static int run(Map<String, String> flags, PrintStream out) {
