@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -120,19 +121,17 @@ public class CausalSelfAttention extends GptLayerConf {
                     .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
 
             INDArray dpd = Gemm.bmm(dy, false, v, true, ct());                   // [B,H,T,T]
-            INDArray dv = Gemm.bmm(pDropped, true, dy, false, ct());
             INDArray dp = attnMask == null ? dpd : dpd.muli(attnMask);
-            // softmax backward, row-wise: datt = p * (dp - sum(dp * p))
+            // softmax backward, row-wise and in place (dp is ours): datt = p * (dp - sum(dp * p)), the sums as row dot products
             INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
-            INDArray datt = dp2.subColumnVector(dp2.mul(p2).sum(true, 1)).muli(p2)
-                    .muli(1.0 / Math.sqrt(d)).reshape(b, nh, t, t);
-            INDArray dq = Gemm.bmm(datt, false, k, false, ct());
-            INDArray dk = Gemm.bmm(datt, true, q, false, ct());
+            INDArray rowDots = Nd4j.exec(new Dot(dp2, p2, Nd4j.createUninitialized(dataType, b * nh * t, 1), 1));
+            INDArray datt = dp2.subiColumnVector(rowDots).muli(p2).muli(1.0 / Math.sqrt(d)).reshape(b, nh, t, t);
 
-            INDArray dheads = Nd4j.create(dataType, 3, b, nh, t, d);
-            dheads.get(NDArrayIndex.point(0)).assign(dq);
-            dheads.get(NDArrayIndex.point(1)).assign(dk);
-            dheads.get(NDArrayIndex.point(2)).assign(dv);
+            // dq, dk, dv straight into their places in [3,B,H,T,D] (each slice is contiguous), then one copy to [N, 3C]
+            INDArray dheads = Nd4j.createUninitialized(dataType, 3, b, nh, t, d);
+            Gemm.bmmInto(dheads.get(NDArrayIndex.point(0)), datt, false, k, false, ct());
+            Gemm.bmmInto(dheads.get(NDArrayIndex.point(1)), datt, true, q, false, ct());
+            Gemm.bmmInto(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
 
             Gemm.into(grad(WQKV), h, true, dqkv, false, ct());

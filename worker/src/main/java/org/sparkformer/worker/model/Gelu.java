@@ -23,10 +23,9 @@ public final class Gelu {
         return a.mul(s);
     }
 
-    /** d gelu / da = s + a s (1 - s) 2S (1 + 3K a²); returns dy * that. */
-    public static INDArray backward(INDArray dy, INDArray a, INDArray s) {
-        INDArray inner = a.mul(a).muli(3 * K).addi(1.0).muli(2 * S);
-        INDArray grad = s.rsub(1.0).muli(s).muli(a).muli(inner).addi(s);
-        return grad.muli(dy);
+    /** d gelu / da = s + a s (1 - s) 2S (1 + 3K a²) = s + (g - g s) (2S + 6SK a²) with g = a s; returns dy * that. */
+    public static INDArray backward(INDArray dy, INDArray a, INDArray s, INDArray g) {
+        INDArray inner = a.mul(a).muli(6 * S * K).addi(2 * S);
+        return g.mul(s).rsubi(g).muli(inner).addi(s).muli(dy);
     }
 }

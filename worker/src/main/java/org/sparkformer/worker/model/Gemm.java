@@ -4,6 +4,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.HashMap;
+import java.util.Map;
+
 /**
  * Matrix products through BLAS gemm straight into row-major results. Measured here: ND4J's
  * {@code mmul} into a 'c'-order result runs at a third of the speed of {@code Nd4j.gemm} for our shapes
@@ -49,12 +52,25 @@ public final class Gemm {
         return Nd4j.matmul(a.castTo(compute), b.castTo(compute), transA, transB, false).castTo(a.dataType());
     }
 
+    /** out = op(a) · op(b) batched over the leading axes, into an existing contiguous array, in {@code compute} precision. */
+    static void bmmInto(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
+        if (!narrows(compute, a)) Nd4j.matmul(a, b, out, transA, transB, false);
+        else out.assign(bmm(a, transA, b, transB, compute));
+    }
+
     private static boolean narrows(DataType compute, INDArray a) {
         return compute != null && compute.width() < a.dataType().width();
     }
 
     /** Column sums of x [N, C] into out [1, C], as ones[1, N] · x (faster than a reduction along rows). */
     static void columnSums(INDArray x, INDArray out) {
-        Nd4j.gemm(Nd4j.ones(x.dataType(), 1, x.size(0)), x, out, false, false, 1.0, 0.0);
+        Nd4j.gemm(ones(x.dataType(), x.size(0)), x, out, false, false, 1.0, 0.0);
+    }
+
+    /** Rows of ones by type and length, kept per thread (replicas train on their own threads) outside every workspace. */
+    private static final ThreadLocal<Map<String, INDArray>> ONES = ThreadLocal.withInitial(HashMap::new);
+
+    private static INDArray ones(DataType type, long n) {
+        return ONES.get().computeIfAbsent(type + ":" + n, key -> GptLayer.detached(() -> Nd4j.ones(type, 1, n)));
     }
 }

@@ -77,6 +77,12 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         return Nd4j.rand(dataType, shape).gt(p).castTo(dataType).divi(1.0 - p);
     }
 
+    /**
+     * AdamW's weight decay is decoupled from the objective (the score is the loss alone, see LmHead), so DL4J's
+     * L2 penalty term, a norm2 of every decayed matrix each step, would be computed only to be ignored.
+     */
+    @Override public double calcRegularizationScore(boolean backpropParamsOnly) { return 0; }
+
     @Override public boolean isPretrainLayer() { return false; }
 
     @Override public Type type() { return Type.RECURRENT; }

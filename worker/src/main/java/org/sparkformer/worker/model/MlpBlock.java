@@ -72,7 +72,7 @@ public class MlpBlock extends GptLayerConf {
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
             Gemm.into(grad(WPROJ), g, true, dBranch, false, ct());
             Gemm.columnSums(dBranch, grad(BPROJ));
-            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true, ct()), a, s);
+            INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true, ct()), a, s, g);
             Gemm.into(grad(WFC), h, true, da, false, ct());
             Gemm.columnSums(da, grad(BFC));
             INDArray dh = Gemm.mm(da, false, param(WFC), true, ct());
