@@ -21,7 +21,7 @@ grep -q 'org.sparkformer.driver.RedactSecrets' <<<"$cache" || fail "Log4j2 plugi
 grep -q 'JsonTemplateLayout' <<<"$cache" || fail "Log4j2 plugin cache lacks JsonTemplateLayout"
 unzip -p "$JAR" META-INF/MANIFEST.MF | grep -q 'Main-Class: org.sparkformer.driver.Main' || fail "no Main-Class"
 files=$(tar tzf "$TAR")
-for f in lib/sparkformer-dist.jar conf/log4j2.xml conf/log4j2-json.xml scripts/gpu-discovery.sh deploy/spark-submit.sh \
+for f in lib/sparkformer-dist.jar conf/log4j2.xml conf/log4j2-json.xml scripts/gpu-discovery.sh scripts/openblas-core.sh deploy/spark-submit.sh \
     deploy/standalone/start-cluster.sh deploy/kubernetes/sparkformer-train.yaml README.md; do
   grep -q "^sparkformer-[^/]*/$f\$" <<<"$files" || fail "tarball lacks $f"
 done

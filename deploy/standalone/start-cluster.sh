@@ -26,6 +26,7 @@ if [ ! -d "$SPARK_HOME/jars" ]; then
   echo "start-cluster.sh: no $SPARK_HOME/jars; build first: (cd $ROOT && mvn -B -DskipTests install)" >&2; exit 1
 fi
 . "$ROOT/scripts/jvm-flags.sh"
+. "$ROOT/scripts/openblas-core.sh"    # the workers' executors inherit it
 mkdir -p "$DIR"
 if [ -f "$DIR/master.pid" ] && kill -0 "$(cat "$DIR/master.pid")" 2>/dev/null; then
   echo "start-cluster.sh: a cluster already runs from $DIR (stop it with deploy/standalone/stop-cluster.sh --dir $DIR)" >&2; exit 1

@@ -107,6 +107,8 @@ final class Bench {
         }
         r.put("params", graph.numParams());
         r.put("threads", Nd4j.getEnvironment().maxThreads());
+        // which OpenBLAS kernels ran decides the GEMM rate (Haswell vs SkylakeX: 1.8x here), as in the PyTorch peer's output
+        r.put("openblas_coretype", System.getenv().getOrDefault("OPENBLAS_CORETYPE", "auto"));
         r.put("steps", steps);
         if (profile) {
             ObjectNode p = r.putObject("profile_ms_per_step");
