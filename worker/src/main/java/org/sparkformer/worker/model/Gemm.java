@@ -4,9 +4,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-import java.util.HashMap;
-import java.util.Map;
-
 /**
  * Matrix products through BLAS gemm straight into row-major results. Measured here: ND4J's
  * {@code mmul} into a 'c'-order result runs at a third of the speed of {@code Nd4j.gemm} for our shapes
@@ -67,10 +64,13 @@ public final class Gemm {
         Nd4j.gemm(ones(x.dataType(), x.size(0)), x, out, false, false, 1.0, 0.0);
     }
 
-    /** Rows of ones by type and length, kept per thread (replicas train on their own threads) outside every workspace. */
-    private static final ThreadLocal<Map<String, INDArray>> ONES = ThreadLocal.withInitial(HashMap::new);
+    /** The last row of ones each thread used (replicas train on their own threads; N is the same step after step). */
+    private static final ThreadLocal<INDArray[]> ONES = ThreadLocal.withInitial(() -> new INDArray[1]);
 
     private static INDArray ones(DataType type, long n) {
-        return ONES.get().computeIfAbsent(type + ":" + n, key -> GptLayer.detached(() -> Nd4j.ones(type, 1, n)));
+        INDArray[] last = ONES.get();
+        if (last[0] == null || last[0].length() != n || last[0].dataType() != type)
+            last[0] = GptLayer.detached(() -> Nd4j.ones(type, 1, n));
+        return last[0];
     }
 }
