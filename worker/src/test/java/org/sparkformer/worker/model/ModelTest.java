@@ -87,4 +87,19 @@ class ModelTest {
         for (int i = 0; i < 60; i++) g.fit(batch);
         assertTrue(g.score(batch, false) < 0.5 * first, "loss did not fall: " + g.score(batch, false));
     }
+
+    /** AdamW: the weight decay shrinks the matrices but is no part of the score (DL4J would add an L2 penalty to it). */
+    @Test void weightDecayShrinksWeightsButStaysOutOfTheScore() {
+        GptConfig c = config(1, 2, 16, 8, 10);
+        int[] tokens = new int[200];
+        for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 3) % 10;
+        var batch = Windows.batch(tokens, new int[]{0, 40, 80, 120}, 8);
+        ComputationGraph decayed = Gpt.build(c, new Adam(1e-3), 0.5, DataType.FLOAT), plain = Gpt.build(c, new Adam(1e-3), 0, DataType.FLOAT);
+        assertEquals(0.0, decayed.calcRegularizationScore(true));
+        assertEquals(plain.score(batch, false), decayed.score(batch, false), 1e-6);
+        decayed.fit(batch);
+        plain.fit(batch);
+        double shrunk = decayed.params().norm2Number().doubleValue(), kept = plain.params().norm2Number().doubleValue();
+        assertTrue(shrunk < kept * (1 - 1e-5), "weight decay did not shrink the parameters: " + shrunk + " vs " + kept);
+    }
 }
