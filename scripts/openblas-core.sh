@@ -5,11 +5,11 @@
 
 # The OpenBLAS kernel family for a /proc/cpuinfo "flags" line, or nothing when the CPU predates AVX2.
 openblas_coretype_for() {
-  local flags=" $* " f
-  for f in avx512f avx512bw avx512vl avx512dq; do [[ "$flags" == *" $f "* ]] || break; done
-  if [[ "$flags" == *" $f "* ]]; then echo SkylakeX; return; fi
-  [[ "$flags" == *" avx2 "* && "$flags" == *" fma "* ]] && echo Haswell
-  return 0
+  local flags=" $* "
+  _openblas_has() { local f; for f; do [[ "$flags" == *" $f "* ]] || return 1; done; }
+  if _openblas_has avx512f avx512bw avx512vl avx512dq; then echo SkylakeX
+  elif _openblas_has avx2 fma; then echo Haswell
+  fi
 }
 
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -r /proc/cpuinfo ]; then
