@@ -20,6 +20,7 @@ import org.sparkformer.worker.data.Windows;
 import org.sparkformer.worker.model.GlobalNormClipping;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.model.Shards;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -33,7 +34,8 @@ import java.util.SplittableRandom;
 
 /**
  * One replica's training step, no Spark: {@code sparkformer bench --preset P [--steps N] [--warmup W]
- * [--threads K] [--forward-only] [--profile]}. The first W steps (default 50) are not timed: the JVM's JIT
+ * [--threads K] [--shards S] [--forward-only] [--profile]}. K cores (default: the launcher's OMP_NUM_THREADS), the batch
+ * split into S shards computed at once (default K; 1: whole batches, ops split over K threads). The first W steps (default 50) are not timed: the JVM's JIT
  * needs that long to reach steady state (baby preset: 327 ms/step after 5 warm-up steps, 260 after 150). Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
  * steps), achieved_gflops (nanoGPT's 6N + 12LCT FLOPs per token; a third of it forward-only), gemm_gflops
  * (the best of ten 1024^3 fp32 ND4J matmuls in the same process), mfu, peak_rss_mb, and with 50+ timed steps
@@ -47,7 +49,7 @@ final class Bench {
     private Bench() {}
 
     static int run(Map<String, String> flags, PrintStream out) {
-        Main.allowFlags(flags, "bench", "preset", "steps", "warmup", "threads", "forward-only", "profile", "vocab-size",
+        Main.allowFlags(flags, "bench", "preset", "steps", "warmup", "threads", "shards", "forward-only", "profile", "vocab-size",
                 "n-layer", "n-head", "n-embd", "block-size", "batch-size");
         TrainConfig cfg = new TrainConfig();
         for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
@@ -59,7 +61,12 @@ final class Bench {
         if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);
         boolean forwardOnly = flags.containsKey("forward-only"), profile = flags.containsKey("profile");
 
-        double gemm = gemmGflops();
+        int cores = threads > 0 ? threads : envThreads();
+        double gemm = gemmGflops(cores);
+        // one shard per core unless told: each core computes whole sequences with one-thread ops (Shards says why)
+        int shards = Main.intFlag(flags, "shards", cores);
+        if (shards < 1) throw new UserError("--shards must be >= 1");
+        Shards.use(shards);
         GptConfig model = cfg.model(vocab);
         cfg.steps = warmup + steps;
         ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
@@ -106,7 +113,8 @@ final class Bench {
             r.put("offheap_slope_mb_per_1000_steps", round(1000 * slope(offHeap)));
         }
         r.put("params", graph.numParams());
-        r.put("threads", Nd4j.getEnvironment().maxThreads());
+        r.put("threads", cores);
+        r.put("shards", shards);
         // which OpenBLAS kernels ran decides the GEMM rate (Haswell vs SkylakeX: 1.8x here), as in the PyTorch peer's output
         r.put("openblas_coretype", System.getenv().getOrDefault("OPENBLAS_CORETYPE", "auto"));
         r.put("steps", steps);
@@ -193,6 +201,26 @@ final class Bench {
             body.run();
         }
         acc.computeIfAbsent(key, k -> new double[1])[0] += (System.nanoTime() - t0) / 1e6;
+    }
+
+    /** The replica's threads: OMP_NUM_THREADS (the launcher sets it), else every core. */
+    static int envThreads() {
+        try {
+            return Math.max(1, Integer.parseInt(System.getenv().getOrDefault("OMP_NUM_THREADS", "").trim()));
+        } catch (NumberFormatException e) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+    }
+
+    /** GEMM rate with the given OpenBLAS threads (the replica's cores, whatever its shards do). */
+    static double gemmGflops(int threads) {
+        int before = Nd4j.factory().blas().getMaxThreads();
+        Nd4j.factory().blas().setMaxThreads(threads);
+        try {
+            return gemmGflops();
+        } finally {
+            Nd4j.factory().blas().setMaxThreads(before);
+        }
     }
 
     /** 1024^3 products through the path the model's products take (Nd4j.gemm; INDArray.mmuli is 3x slower here). */

@@ -213,7 +213,7 @@ public final class Trainer {
         }
         String tb = cfg.tensorboard.equals("none") ? null : cfg.tensorboard.isEmpty() ? runDir + "/tb" : cfg.tensorboard;
         // MFU against a GEMM measured here, with the threads one replica has (the launcher gives each the same)
-        double gemmGflops = Bench.gemmGflops();
+        double gemmGflops = Bench.gemmGflops(Bench.envThreads());
         double flopsPerToken = model.trainingFlopsPerToken();
         TaskTimes taskTimes = new TaskTimes();
         sc.sc().addSparkListener(taskTimes);

@@ -1,17 +1,12 @@
 package org.sparkformer.worker.model;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.workspace.ArrayType;
-import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
-import org.nd4j.common.primitives.Pair;
 
 import java.util.List;
 
@@ -69,47 +64,45 @@ public class CausalSelfAttention extends GptLayerConf {
         Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
 
         @Override
-        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            try (MemoryWorkspace ws = forwardScope(mgr)) {
-                CausalSelfAttention cfg = layerConf();
-                INDArray x = input3d();
-                b = x.size(0);
-                t = x.size(1);
-                long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
-                INDArray x2 = x.reshape(n, c);
+        protected INDArray forward(boolean training) {
+            CausalSelfAttention cfg = layerConf();
+            INDArray x = input3d();
+            b = x.size(0);
+            t = x.size(1);
+            long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
+            INDArray x2 = x.reshape(n, c);
 
-                LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
-                h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
-                ln = lnCache[0];
-                INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
-                // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
-                INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
-                q = heads.get(NDArrayIndex.point(0));
-                k = heads.get(NDArrayIndex.point(1));
-                v = heads.get(NDArrayIndex.point(2));
+            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+            ln = lnCache[0];
+            INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
+            // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
+            INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
+            q = heads.get(NDArrayIndex.point(0));
+            k = heads.get(NDArrayIndex.point(1));
+            v = heads.get(NDArrayIndex.point(2));
 
-                INDArray att = Gemm.bmm(q, false, k, true, ct()).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
-                if (causalT != t) {
-                    final long len = t;
-                    causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
-                    causalT = t;
-                }
-                att.reshape(b * nh, t * t).addiRowVector(causal);
-                p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
-                attnMask = dropoutMask(training, b, nh, t, t);
-                pDropped = attnMask == null ? p : p.mul(attnMask);
-                INDArray yh = Gemm.bmm(pDropped, false, v, false, ct());                                    // [B,H,T,D]
-                y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
-
-                INDArray out = Gemm.mm(y, false, param(WO), false, ct()).addiRowVector(param(BO));
-                residMask = dropoutMask(training, n, c);
-                if (residMask != null) out.muli(residMask);
-                return (out.addi(x2).reshape(b, t, c));
+            INDArray att = Gemm.bmm(q, false, k, true, ct()).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
+            if (causalT != t) {
+                final long len = t;
+                causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
+                causalT = t;
             }
+            att.reshape(b * nh, t * t).addiRowVector(causal);
+            p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
+            attnMask = dropoutMask(training, b, nh, t, t);
+            pDropped = attnMask == null ? p : p.mul(attnMask);
+            INDArray yh = Gemm.bmm(pDropped, false, v, false, ct());                                    // [B,H,T,D]
+            y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
+
+            INDArray out = Gemm.mm(y, false, param(WO), false, ct()).addiRowVector(param(BO));
+            residMask = dropoutMask(training, n, c);
+            if (residMask != null) out.muli(residMask);
+            return (out.addi(x2).reshape(b, t, c));
         }
 
         @Override
-        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+        protected INDArray backward(INDArray epsilon) {
             CausalSelfAttention cfg = layerConf();
             long c = cfg.nEmbd, nh = cfg.nHead, d = c / nh, n = b * t;
             INDArray dOut = epsilon.castTo(dataType).reshape(n, c);
@@ -138,7 +131,7 @@ public class CausalSelfAttention extends GptLayerConf {
             Gemm.columnSums(dqkv, grad(BQKV));
             INDArray dh = Gemm.mm(dqkv, false, param(WQKV), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
-            return result(dx.reshape(b, t, c), mgr);
+            return dx.reshape(b, t, c);
         }
 
         @Override protected void clearCache() { ln = null; h = q = k = v = p = pDropped = attnMask = residMask = y = null; }

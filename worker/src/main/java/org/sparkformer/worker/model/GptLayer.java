@@ -1,5 +1,6 @@
 package org.sparkformer.worker.model;
 
+import org.deeplearning4j.nn.api.layers.IOutputLayer;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
@@ -10,16 +11,145 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.common.primitives.Pair;
 
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+
 /**
- * Runtime side of our layers: each subclass writes {@code activate} (forward, caching what backward
- * needs) and {@code backpropGradient} (backward, writing into DL4J's gradient views) side by side.
+ * Runtime side of our layers: each subclass writes {@code forward} (caching what backward needs) and
+ * {@code backward} (writing into DL4J's gradient views) side by side. In training with {@link Shards} the batch
+ * is split by sequences over shard copies of the layer that share its parameters; their gradients are summed.
  */
 public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
 
     protected GptLayer(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
+    }
+
+    /** This layer's forward on its input; caches what backward needs. Allocates in the current workspace. */
+    protected abstract INDArray forward(boolean training);
+
+    /** This layer's backward: writes its parameter gradients into its views; returns the input's gradient, or null. */
+    protected abstract INDArray backward(INDArray epsilon);
+
+    @Override
+    public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
+        try (MemoryWorkspace ws = forwardScope(mgr)) {
+            assertInputSet(false);
+            shardedPass = training && Shards.count() > 1 && input.size(0) > 1;
+            return shardedPass ? shardedForward(training) : forward(training);
+        }
+    }
+
+    @Override
+    public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+        // an output layer's forward runs inside its backward
+        if (this instanceof IOutputLayer) {
+            assertInputSet(true);
+            shardedPass = Shards.count() > 1 && input.size(0) > 1;
+        }
+        return result(shardedPass ? shardedBackward(epsilon) : backward(epsilon), mgr);
+    }
+
+    /* ---- shards: copies of this layer sharing its parameters, each given whole sequences of the batch ---- */
+
+    private static final AtomicLong SHARD_IDS = new AtomicLong();
+    private GptLayer<?>[] shards;
+    private boolean shardedPass;
+    /** On shards 1..K-1: gradients go to views of their own, summed into the layer's after each backward. */
+    protected boolean ownGradients;
+    private String workspaceId;
+
+    private GptLayer<?>[] shards() {
+        int k = Shards.count();
+        if (shards == null || shards.length != k) {
+            shards = new GptLayer<?>[k];
+            for (int i = 0; i < k; i++) shards[i] = newShard(i > 0);
+        }
+        return shards;
+    }
+
+    private GptLayer<?> newShard(boolean ownGradients) {
+        GptLayer<?> s = layerConf().newLayer(conf, dataType);
+        s.ownGradients = ownGradients;
+        s.workspaceId = "sparkformer-shard-" + SHARD_IDS.incrementAndGet();
+        s.setIndex(index);
+        connect(s);
+        return s;
+    }
+
+    /** A shard reads this layer's parameters; shard 0 writes this layer's gradient views, the others their own. */
+    private void connect(GptLayer<?> s) {
+        s.params = params;
+        if (paramsFlattened != null) s.setParamsViewArray(paramsFlattened);
+        // DL4J makes the gradient views at the first backward, after the first forward
+        if (gradientsFlattened != null && !(s.ownGradients && s.gradientsFlattened != null))
+            s.setBackpropGradientsViewArray(s.ownGradients ? detached(() -> Nd4j.create(dataType, gradientsFlattened.shape())) : gradientsFlattened);
+    }
+
+    /** The shape {@code forward} returns for this layer's input. */
+    protected long[] outputShape() { return new long[]{input.size(0), input.size(1), layerConf().outputSize()}; }
+
+    /** Whether {@code backward} returns an input gradient (the embedding's input is token ids). */
+    protected boolean hasInputGradient() { return true; }
+
+    /** Gives a shard what else its rows need (the head: their labels). */
+    protected void prepareShard(GptLayer<?> shard, long from, long to) {}
+
+    /** After a sharded backward: sums shards 1..K-1's gradients into this layer's. */
+    protected void mergeShards(GptLayer<?>[] shards) {
+        for (int k = 1; k < shards.length; k++) gradientsFlattened.addi(shards[k].gradientsFlattened);
+    }
+
+    private INDArray shardedForward(boolean training) {
+        GptLayer<?>[] s = shards();
+        long[] at = Shards.bounds(input.size(0), s.length);
+        INDArray out = Nd4j.createUninitialized(dataType, outputShape());
+        boolean dropout = layerConf().getDropout() > 0;
+        long seed = dropout ? Nd4j.getRandom().nextLong() : 0;   // each shard's masks follow the caller's seed
+        Shards.run(s.length, k -> {
+            GptLayer<?> shard = s[k];
+            shard.input = rows(input, at[k], at[k + 1]);
+            prepareShard(shard, at[k], at[k + 1]);
+            if (dropout) Nd4j.getRandom().setSeed(seed + k);
+            Runnable body = () -> rows(out, at[k], at[k + 1]).assign(shard.forward(training));
+            if (k == 0) body.run();
+            else Shards.forwardIn(shard, shard.workspaceId, body);
+        });
+        return out;
+    }
+
+    private INDArray shardedBackward(INDArray epsilon) {
+        GptLayer<?>[] s = shards();
+        long[] at = Shards.bounds(input.size(0), s.length);
+        INDArray dx = hasInputGradient() ? Nd4j.createUninitialized(dataType, input.shape()) : null;
+        Shards.run(s.length, k -> {
+            GptLayer<?> shard = s[k];
+            if (this instanceof IOutputLayer) {
+                shard.input = rows(input, at[k], at[k + 1]);
+                prepareShard(shard, at[k], at[k + 1]);
+            }
+            INDArray eps = epsilon == null ? null : rows(epsilon, at[k], at[k + 1]);
+            Runnable body = () -> {
+                INDArray d = shard.backward(eps);
+                if (dx != null) rows(dx, at[k], at[k + 1]).assign(d);
+            };
+            if (k == 0) body.run();
+            else Shards.backwardIn(shard, shard.workspaceId, body);
+        });
+        mergeShards(s);
+        return dx;
+    }
+
+    /** Rows [from, to) of the first axis, as a view. */
+    static INDArray rows(INDArray a, long from, long to) {
+        INDArrayIndex[] ix = new INDArrayIndex[a.rank()];
+        ix[0] = NDArrayIndex.interval(from, to);
+        for (int i = 1; i < ix.length; i++) ix[i] = NDArrayIndex.all();
+        return a.get(ix);
     }
 
     protected INDArray param(String name) { return params.get(name); }
@@ -90,6 +220,23 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     @Override public void clear() {
         super.clear();
         clearCache();
+        if (shards != null) for (GptLayer<?> s : shards) { s.input = null; s.clearCache(); }
+    }
+
+    // new parameter or gradient arrays: the shards follow
+    @Override public void setParamsViewArray(INDArray view) {
+        super.setParamsViewArray(view);
+        if (shards != null) for (GptLayer<?> s : shards) connect(s);
+    }
+
+    @Override public void setBackpropGradientsViewArray(INDArray view) {
+        super.setBackpropGradientsViewArray(view);
+        if (shards != null) for (GptLayer<?> s : shards) connect(s);
+    }
+
+    @Override public void setParamTable(Map<String, INDArray> table) {
+        super.setParamTable(table);
+        if (shards != null) for (GptLayer<?> s : shards) connect(s);
     }
 
     /** Drop what the forward pass cached for backward. */

@@ -2,19 +2,15 @@ package org.sparkformer.worker.model;
 
 import org.deeplearning4j.nn.api.layers.IOutputLayer;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.DataSet;
 import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
-import org.nd4j.common.primitives.Pair;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -93,7 +89,8 @@ public class LmHead extends GptLayerConf {
 
         @Override public void setBackpropGradientsViewArray(INDArray view) {
             super.setBackpropGradientsViewArray(view);
-            if (layerConf().tied) tiedGrad = viewAt(view, layerConf().wteOffset);
+            LmHead cfg = layerConf();
+            if (cfg.tied) tiedGrad = ownGradients ? detached(() -> Nd4j.create(dataType, cfg.vocabSize, cfg.nEmbd)) : viewAt(view, cfg.wteOffset);
         }
 
         private INDArray viewAt(INDArray ownSlice, long relative) {
@@ -121,18 +118,22 @@ public class LmHead extends GptLayerConf {
         }
 
         @Override
-        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            try (MemoryWorkspace ws = forwardScope(mgr)) {
-                INDArray logits = logits2d(input3d());
-                return (logits.reshape(b, t, layerConf().vocabSize));
-            }
+        protected INDArray forward(boolean training) {
+            INDArray logits = logits2d(input3d());
+            return logits.reshape(b, t, layerConf().vocabSize);
         }
 
-        /** Mean cross-entropy (or the distillation loss); also leaves dlogits = dLoss/dlogits for backward. */
+        /** Positions the loss is averaged over: the whole batch's when this is one shard of it (0: this input's). */
+        private long lossRows;
+
+        /**
+         * Mean cross-entropy (or the distillation loss); also leaves dlogits = dLoss/dlogits for backward. A shard
+         * divides by the whole batch's positions, so that the shards' losses and gradients add up to the batch's.
+         */
         private double lossAndDlogits() {
             INDArray x = input3d();
             INDArray logits = logits2d(x);
-            long n = b * t;
+            long n = b * t, mean = lossRows > 0 ? lossRows : n;
             boolean distill = labels.rank() == 3;
             INDArray hard = distill ? labels.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0)) : labels;
             int[] y = hard.castTo(DataType.INT32).reshape(n).toIntVector();
@@ -148,8 +149,8 @@ public class LmHead extends GptLayerConf {
             }
             INDArray probs = e.diviColumnVector(sum);
             for (int i = 0; i < n; i++) probs.putScalar(i, y[i], probs.getDouble(i, y[i]) - 1.0);
-            dlogits = probs.divi(n);
-            double loss = total / n;
+            dlogits = probs.divi(mean);
+            double loss = total / mean;
             if (distill) {
                 LmHead cfg = layerConf();
                 double alpha = cfg.distillAlpha, tau = cfg.distillTemperature;
@@ -157,8 +158,8 @@ public class LmHead extends GptLayerConf {
                         .dup('c').reshape(n, cfg.vocabSize).castTo(dataType);
                 INDArray logPt = logSoftmax(teacher.div(tau)), logPs = logSoftmax(logits.div(tau));
                 INDArray pt = Transforms.exp(logPt, true);
-                double kl = pt.mul(logPt.sub(logPs)).sumNumber().doubleValue() / n;
-                INDArray dKl = Transforms.exp(logPs, true).subi(pt).muli(tau * (1 - alpha) / n);   // τ²·(1/τ)·(ps − pt)
+                double kl = pt.mul(logPt.sub(logPs)).sumNumber().doubleValue() / mean;
+                INDArray dKl = Transforms.exp(logPs, true).subi(pt).muli(tau * (1 - alpha) / mean);   // τ²·(1/τ)·(ps − pt)
                 dlogits.muli(alpha).addi(dKl);
                 loss = alpha * loss + (1 - alpha) * tau * tau * kl;
             }
@@ -179,7 +180,7 @@ public class LmHead extends GptLayerConf {
         public double usedLossScale() { return usedLossScale; }
 
         @Override
-        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+        protected INDArray backward(INDArray epsilon) {
             lossAndDlogits();
             // float16 products: scale the loss so that small gradients survive the cast to 16 bits (unscaled by LossScaler)
             usedLossScale = ct() == DataType.HALF ? LossScaler.current() : 1;
@@ -188,7 +189,29 @@ public class LmHead extends GptLayerConf {
             INDArray dh = Gemm.mm(dlogits, false, weight(), false, ct());             // [N, C]
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB));
             dlogits = null;
-            return result(dx.reshape(b, t, layerConf().nEmbd), mgr);
+            return dx.reshape(b, t, layerConf().nEmbd);
+        }
+
+        @Override
+        protected void prepareShard(GptLayer<?> shard, long from, long to) {
+            Impl head = (Impl) shard;
+            head.labels = rows(labels, from, to);
+            head.lossRows = labels.size(0) * labels.size(1);
+        }
+
+        @Override
+        protected void mergeShards(GptLayer<?>[] shards) {
+            super.mergeShards(shards);
+            double loss = 0;
+            for (GptLayer<?> s : shards) {
+                Impl head = (Impl) s;
+                if (head != shards[0] && layerConf().tied) tiedGrad.addi(head.tiedGrad);
+                loss += head.cachedLoss;
+            }
+            usedLossScale = ((Impl) shards[0]).usedLossScale;
+            cachedInput = input;
+            cachedLabels = labels;
+            cachedLoss = loss;
         }
 
         @Override

@@ -1,13 +1,8 @@
 package org.sparkformer.worker.model;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.workspace.ArrayType;
-import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.common.primitives.Pair;
 
 import java.util.List;
 
@@ -45,28 +40,26 @@ public class MlpBlock extends GptLayerConf {
         Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
 
         @Override
-        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            try (MemoryWorkspace ws = forwardScope(mgr)) {
-                long c = layerConf().nEmbd;
-                INDArray x = input3d();
-                b = x.size(0);
-                t = x.size(1);
-                INDArray x2 = x.reshape(b * t, c);
-                LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
-                h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
-                ln = lnCache[0];
-                a = Gemm.mm(h, false, param(WFC), false, ct()).addiRowVector(param(BFC));                 // [N, 4C]
-                s = Gelu.sigmoidPart(a);
-                g = Gelu.forward(a, s);
-                INDArray out = Gemm.mm(g, false, param(WPROJ), false, ct()).addiRowVector(param(BPROJ));  // [N, C]
-                residMask = dropoutMask(training, b * t, c);
-                if (residMask != null) out.muli(residMask);
-                return (out.addi(x2).reshape(b, t, c));
-            }
+        protected INDArray forward(boolean training) {
+            long c = layerConf().nEmbd;
+            INDArray x = input3d();
+            b = x.size(0);
+            t = x.size(1);
+            INDArray x2 = x.reshape(b * t, c);
+            LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
+            h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
+            ln = lnCache[0];
+            a = Gemm.mm(h, false, param(WFC), false, ct()).addiRowVector(param(BFC));                 // [N, 4C]
+            s = Gelu.sigmoidPart(a);
+            g = Gelu.forward(a, s);
+            INDArray out = Gemm.mm(g, false, param(WPROJ), false, ct()).addiRowVector(param(BPROJ));  // [N, C]
+            residMask = dropoutMask(training, b * t, c);
+            if (residMask != null) out.muli(residMask);
+            return out.addi(x2).reshape(b, t, c);
         }
 
         @Override
-        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+        protected INDArray backward(INDArray epsilon) {
             long c = layerConf().nEmbd;
             INDArray dOut = epsilon.castTo(dataType).reshape(b * t, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
@@ -77,7 +70,7 @@ public class MlpBlock extends GptLayerConf {
             Gemm.columnSums(da, grad(BFC));
             INDArray dh = Gemm.mm(da, false, param(WFC), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
-            return result(dx.reshape(b, t, c), mgr);
+            return dx.reshape(b, t, c);
         }
 
         @Override protected void clearCache() { ln = null; h = a = s = g = residMask = null; }

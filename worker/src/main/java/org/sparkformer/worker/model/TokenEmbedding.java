@@ -1,16 +1,11 @@
 package org.sparkformer.worker.model;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.workspace.ArrayType;
-import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.scatter.ScatterUpdate;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
-import org.nd4j.common.primitives.Pair;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -73,25 +68,22 @@ public class TokenEmbedding extends GptLayerConf {
         Impl(NeuralNetConfiguration conf, DataType dataType) { super(conf, dataType); }
 
         @Override
-        public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
-            try (MemoryWorkspace ws = forwardScope(mgr)) {
-                assertInputSet(false);
-                TokenEmbedding cfg = layerConf();
-                INDArray in = input.rank() == 3 ? input.reshape(input.size(0), input.size(1) * input.size(2)) : input;
-                b = in.size(0);
-                t = in.size(1);
-                if (t > cfg.blockSize)
-                    throw new IllegalArgumentException("sequence length " + t + " exceeds block size " + cfg.blockSize);
-                ids = in.reshape(b * t).toIntVector();
-                for (int id : ids)
-                    if (id < 0 || id >= cfg.vocabSize)
-                        throw new IllegalArgumentException("token id " + id + " outside vocabulary [0, " + cfg.vocabSize + ")");
-                INDArray x = Nd4j.pullRows(param(WTE), 1, ids);                      // [N, C]
-                x.reshape(b, t * cfg.nEmbd).addiRowVector(positions((int) t).reshape(1, t * cfg.nEmbd));
-                dropMask = dropoutMask(training, b * t, cfg.nEmbd);
-                if (dropMask != null) x.muli(dropMask);
-                return (x.reshape(b, t, cfg.nEmbd));
-            }
+        protected INDArray forward(boolean training) {
+            TokenEmbedding cfg = layerConf();
+            INDArray in = input.rank() == 3 ? input.reshape(input.size(0), input.size(1) * input.size(2)) : input;
+            b = in.size(0);
+            t = in.size(1);
+            if (t > cfg.blockSize)
+                throw new IllegalArgumentException("sequence length " + t + " exceeds block size " + cfg.blockSize);
+            ids = in.reshape(b * t).toIntVector();
+            for (int id : ids)
+                if (id < 0 || id >= cfg.vocabSize)
+                    throw new IllegalArgumentException("token id " + id + " outside vocabulary [0, " + cfg.vocabSize + ")");
+            INDArray x = Nd4j.pullRows(param(WTE), 1, ids);                      // [N, C]
+            x.reshape(b, t * cfg.nEmbd).addiRowVector(positions((int) t).reshape(1, t * cfg.nEmbd));
+            dropMask = dropoutMask(training, b * t, cfg.nEmbd);
+            if (dropMask != null) x.muli(dropMask);
+            return (x.reshape(b, t, cfg.nEmbd));
         }
 
         private INDArray positions(int len) {
@@ -103,12 +95,21 @@ public class TokenEmbedding extends GptLayerConf {
         }
 
         @Override
-        public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr mgr) {
+        protected long[] outputShape() {
+            return new long[]{input.size(0), input.length() / input.size(0), layerConf().nEmbd};
+        }
+
+        @Override
+        protected boolean hasInputGradient() { return false; }
+
+        @Override
+        protected INDArray backward(INDArray epsilon) {
             TokenEmbedding cfg = layerConf();
             INDArray dx = epsilon.castTo(dataType).reshape(b * t, cfg.nEmbd);
             if (dropMask != null) dx = dx.mul(dropMask);
             INDArray dwte = grad(WTE);
-            if (!cfg.tiedHead) dwte.assign(0);    // tied: LmHead ran first and wrote dlogits^T h here
+            // tied: LmHead ran first and wrote dlogits^T h here (a shard's own views: the head's share went to the layer's)
+            if (!cfg.tiedHead || ownGradients) dwte.assign(0);
             Nd4j.scatterUpdate(ScatterUpdate.UpdateOp.ADD, dwte, Nd4j.createFromArray(ids), dx, 1);
             if (cfg.positional == GptConfig.Positional.LEARNED) {
                 INDArray dwpe = grad(WPE);
@@ -116,7 +117,7 @@ public class TokenEmbedding extends GptLayerConf {
                 dwpe.get(NDArrayIndex.interval(0, t), NDArrayIndex.all())
                         .assign(dx.reshape(b, t * cfg.nEmbd).sum(0).reshape(t, cfg.nEmbd));
             }
-            return result(null, mgr);
+            return null;
         }
 
         @Override protected void clearCache() { ids = null; dropMask = null; }

@@ -1,0 +1,190 @@
+package org.sparkformer.worker.model;
+
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
+import org.nd4j.linalg.api.memory.enums.LearningPolicy;
+import org.nd4j.linalg.api.memory.enums.ResetPolicy;
+import org.nd4j.linalg.api.memory.enums.SpillPolicy;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntConsumer;
+
+/**
+ * Data parallelism inside one replica. With K shards, each layer splits a training batch into K runs of whole
+ * sequences, computes them at once on K threads (the caller and K-1 helpers), every native op on one core, and
+ * sums the shards' parameter gradients: the same gradient as the whole batch, summed in a different order.
+ * Why: on 2 cores, splitting every ND4J op over two OpenMP threads and every product over two OpenBLAS threads
+ * costs a hand-over per op (hundreds per step, each a futex wake-up or a sched_yield spin); two shards hand over
+ * a few times per layer instead (docs/PERFORMANCE.md has the numbers).
+ *
+ * <p>A helper computes in workspaces of its own, one per layer shard, opened by the forward pass and closed by the
+ * backward pass (a chain: the last opened is the first closed), and one for the temporaries of every backward, so
+ * steady-state steps allocate nothing new.
+ * Evaluation and generation (not training) are never sharded.
+ */
+public final class Shards {
+    private static volatile int count = fromEnvironment();
+
+    private Shards() {}
+
+    /** Shards per training batch in this JVM (1: none). */
+    public static int count() { return count; }
+
+    /**
+     * Trains with {@code k} shards from now on; with more than one, ND4J's ops and OpenBLAS's products run on one
+     * thread each (the shards are the parallelism).
+     */
+    public static synchronized void use(int k) {
+        if (k < 1) throw new IllegalArgumentException("shards must be >= 1, got " + k);
+        if (k > 1 && count == 1) oneNativeThread();
+        if (k == 1 && count > 1 && savedThreads != null) {    // back to whole batches: the native threads they had
+            Nd4j.getEnvironment().setMaxThreads(savedThreads[0]);
+            Nd4j.getEnvironment().setMaxMasterThreads(savedThreads[1]);
+            Nd4j.factory().blas().setMaxThreads(savedThreads[2]);
+        }
+        count = k;
+    }
+
+    private static int[] savedThreads;
+
+    /** SPARKFORMER_SHARDS, as executors receive it through spark.executorEnv. */
+    private static int fromEnvironment() {
+        String v = System.getenv("SPARKFORMER_SHARDS");
+        if (v == null || v.isBlank()) return 1;
+        int k;
+        try {
+            k = Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("SPARKFORMER_SHARDS: expected a whole number, got '" + v + "'");
+        }
+        if (k < 1) throw new IllegalArgumentException("SPARKFORMER_SHARDS: must be >= 1, got " + k);
+        if (k > 1) oneNativeThread();
+        return k;
+    }
+
+    private static void oneNativeThread() {
+        savedThreads = new int[]{Nd4j.getEnvironment().maxThreads(), Nd4j.getEnvironment().maxMasterThreads(),
+                Nd4j.factory().blas().getMaxThreads()};
+        Nd4j.getEnvironment().setMaxThreads(1);
+        Nd4j.getEnvironment().setMaxMasterThreads(1);
+        Nd4j.factory().blas().setMaxThreads(1);
+    }
+
+    /** First-axis bounds of k near-equal shards of n rows: shard i is [b[i], b[i+1]). */
+    static long[] bounds(long n, int k) {
+        long[] b = new long[k + 1];
+        for (int i = 0; i <= k; i++) b[i] = n * i / k;
+        return b;
+    }
+
+    /** Runs task(0) on the calling thread and task(i) on the caller's helper i, all at once; returns when all are done. */
+    static void run(int k, IntConsumer task) {
+        ThreadPoolExecutor[] helpers = HELPERS.get();
+        Future<?>[] running = new Future<?>[k - 1];
+        for (int i = 1; i < k; i++) {
+            final int shard = i;
+            running[i - 1] = helper(helpers, i).submit(() -> task.accept(shard));
+        }
+        Throwable failure = null;
+        try {
+            task.accept(0);
+        } catch (Throwable t) {
+            failure = t;
+        }
+        for (Future<?> f : running) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                if (failure == null) failure = e.getCause();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                if (failure == null) failure = e;
+            }
+        }
+        if (failure instanceof RuntimeException r) throw r;
+        if (failure instanceof Error e) throw e;
+        if (failure != null) throw new IllegalStateException("shard failed", failure);
+    }
+
+    /** Each calling thread's helpers (a training task's replica has its own); idle helpers end after a minute. */
+    private static final ThreadLocal<ThreadPoolExecutor[]> HELPERS = ThreadLocal.withInitial(() -> new ThreadPoolExecutor[8]);
+    private static final AtomicLong HELPER_IDS = new AtomicLong();
+
+    private static ThreadPoolExecutor helper(ThreadPoolExecutor[] helpers, int i) {
+        if (i >= helpers.length) throw new IllegalArgumentException("at most " + helpers.length + " shards");
+        if (helpers[i] == null) {
+            ThreadPoolExecutor e = new ThreadPoolExecutor(1, 1, 60, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
+                Thread t = new Thread(r, "sparkformer-shard-" + HELPER_IDS.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+            });
+            e.allowCoreThreadTimeOut(true);
+            helpers[i] = e;
+        }
+        return helpers[i];
+    }
+
+    /* ---- a helper's workspaces: one per layer shard, open from its forward to its backward ---- */
+
+    private static final WorkspaceConfiguration SHARD_WS = WorkspaceConfiguration.builder()
+            .initialSize(0).overallocationLimit(0.05).policyReset(ResetPolicy.BLOCK_LEFT)
+            .policyAllocation(AllocationPolicy.OVERALLOCATE).policySpill(SpillPolicy.REALLOCATE)
+            .policyLearning(LearningPolicy.FIRST_LOOP).build();
+
+    private record Open(Object owner, MemoryWorkspace ws) {}
+
+    /** The helper thread's open shard workspaces, innermost last. */
+    private static final ThreadLocal<Deque<Open>> OPEN = ThreadLocal.withInitial(ArrayDeque::new);
+
+    /**
+     * On a helper: runs a layer shard's forward in its workspace and leaves it open for the backward. A pass that
+     * never reached its backward (a score without gradients, a failure) left workspaces open: reopening the owner's
+     * closes it and everything opened after it.
+     */
+    static void forwardIn(Object owner, String wsId, Runnable forward) {
+        closeFrom(owner);
+        MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(SHARD_WS, wsId);
+        ws.notifyScopeEntered();
+        OPEN.get().addLast(new Open(owner, ws));
+        forward.run();
+    }
+
+    /**
+     * On a helper: runs a layer shard's backward in the workspace its forward opened (or a new one), then closes it;
+     * whatever the backward produced must be copied out inside {@code backward}.
+     */
+    static void backwardIn(Object owner, String wsId, Runnable backward) {
+        Deque<Open> open = OPEN.get();
+        if (open.stream().noneMatch(o -> o.owner() == owner)) {
+            MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(SHARD_WS, wsId);
+            ws.notifyScopeEntered();
+            open.addLast(new Open(owner, ws));
+        }
+        while (open.peekLast().owner() != owner) open.removeLast().ws().close();
+        // temporaries of every layer's backward share one workspace (as DL4J's own working memory), not the layer's
+        try (MemoryWorkspace working = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SHARD_WS, "sparkformer-shard-backward")) {
+            backward.run();
+        } finally {
+            closeFrom(owner);
+        }
+    }
+
+    private static void closeFrom(Object owner) {
+        Deque<Open> open = OPEN.get();
+        if (open.stream().noneMatch(o -> o.owner() == owner)) return;
+        Open last;
+        do {
+            last = open.removeLast();
+            last.ws().close();
+        } while (last.owner() != owner);
+    }
+}

@@ -1,0 +1,115 @@
+package org.sparkformer.worker.model;
+
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.MultiDataSet;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Adam;
+import org.nd4j.linalg.learning.config.NoOp;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** A batch computed in shards gives the whole batch's loss and gradient, and trains the same. */
+class ShardsTest {
+    @BeforeAll static void doublePrecision() { GradientCheckTest.doublePrecision(); }
+
+    @AfterAll static void restore() { GradientCheckTest.restore(); }
+
+    @AfterEach void wholeBatches() { Shards.use(1); }
+
+    static INDArray ids(long seed, int b, int t, int vocab) {
+        Random r = new Random(seed);
+        double[][] a = new double[b][t];
+        for (double[] row : a) for (int i = 0; i < t; i++) row[i] = r.nextInt(vocab);
+        return Nd4j.create(a);
+    }
+
+    /** The flattened gradient (a copy) and the score of one pass, in {@code shards} shards. */
+    static Object[] pass(ComputationGraph g, INDArray in, INDArray labels, int shards) {
+        Shards.use(shards);
+        g.setInputs(in);
+        g.setLabels(labels);
+        g.computeGradientAndScore();
+        return new Object[]{g.gradient().gradient().dup(), g.score()};
+    }
+
+    static void assertSameGradient(Object[] whole, Object[] sharded, String what) {
+        INDArray a = (INDArray) whole[0], b = (INDArray) sharded[0];
+        double scale = a.amaxNumber().doubleValue();
+        assertTrue(scale > 1e-6, "a gradient of zeros proves nothing");
+        assertEquals(0.0, a.sub(b).amaxNumber().doubleValue(), 1e-12 * scale, what + ": gradient");
+        assertEquals((double) whole[1], (double) sharded[1], 1e-12, what + ": score");
+    }
+
+    @Test void shardsAddUpToTheWholeBatch() {
+        for (boolean tied : new boolean[]{true, false}) {
+            GptConfig c = GradientCheckTest.small(tied, tied ? GptConfig.Positional.LEARNED : GptConfig.Positional.SINUSOIDAL);
+            ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+            g.params().addi(Nd4j.randn(DataType.DOUBLE, g.params().shape()).muli(0.1));   // norms off identity
+            INDArray in = ids(1, 5, 6, c.vocabSize), labels = ids(2, 5, 6, c.vocabSize);
+            Object[] whole = pass(g, in, labels, 1);
+            for (int k : new int[]{2, 3, 5})     // 5 rows: uneven shards, and one sequence each
+                assertSameGradient(whole, pass(g, in, labels, k), "tied=" + tied + ", " + k + " shards");
+        }
+    }
+
+    @Test void distillationShardsAddUpToTheWholeBatch() {
+        GptConfig c = GradientCheckTest.small(true, GptConfig.Positional.LEARNED);
+        c.distillAlpha = 0.3;
+        c.distillTemperature = 2.0;
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        Nd4j.getRandom().setSeed(5);
+        INDArray labels = Nd4j.concat(2, ids(3, 4, 6, c.vocabSize).reshape(4, 6, 1), Nd4j.randn(DataType.DOUBLE, 4, 6, c.vocabSize));
+        INDArray in = ids(4, 4, 6, c.vocabSize);
+        assertSameGradient(pass(g, in, labels, 1), pass(g, in, labels, 2), "distillation");
+    }
+
+    /** Finite differences through sharded passes, including forward passes that never reach a backward. */
+    @Test void gradientCheckInTwoShards() {
+        GptConfig c = GradientCheckTest.small(true, GptConfig.Positional.LEARNED);
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        Shards.use(2);
+        GradientCheckTest.checkSampled(g, GradientCheckTest.ids(20, c.vocabSize), GradientCheckTest.ids(21, c.vocabSize), () -> {});
+    }
+
+    @Test void trainingInShardsFollowsTrainingWhole() {
+        GptConfig c = ModelTest.config(2, 2, 16, 8, 11);
+        INDArray in = ids(6, 4, 8, 11), labels = ids(7, 4, 8, 11);
+        INDArray[] after = new INDArray[2];
+        for (int k = 1; k <= 2; k++) {
+            Shards.use(k);
+            ComputationGraph g = Gpt.build(c, new Adam(1e-2), 0, DataType.DOUBLE);
+            for (int step = 0; step < 5; step++) g.fit(new MultiDataSet(in, labels));
+            after[k - 1] = g.params().dup();
+        }
+        assertNotEquals(0.0, after[0].sub(Gpt.build(c, new Adam(1e-2), 0, DataType.DOUBLE).params()).amaxNumber().doubleValue());
+        assertEquals(0.0, after[0].sub(after[1]).amaxNumber().doubleValue(), 1e-9);
+    }
+
+    @Test void aShardsFailureReachesTheCallerAndTheNextPassWorks() {
+        GptConfig c = GradientCheckTest.small(true, GptConfig.Positional.LEARNED);
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        INDArray in = ids(8, 4, 6, c.vocabSize), labels = ids(9, 4, 6, c.vocabSize);
+        Object[] whole = pass(g, in, labels, 1);
+        INDArray bad = in.dup();
+        bad.putScalar(3, 2, c.vocabSize + 4);     // in the second shard's rows: computed by a helper thread
+        Shards.use(2);
+        g.setInputs(bad);
+        g.setLabels(labels);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, g::computeGradientAndScore);
+        assertTrue(e.getMessage().contains("outside vocabulary"), e.getMessage());
+        assertSameGradient(whole, pass(g, in, labels, 2), "after a failed pass");
+    }
+
+    @Test void boundsAreWholeNearEqualRuns() {
+        assertArrayEquals(new long[]{0, 2, 5}, Shards.bounds(5, 2));
+        assertArrayEquals(new long[]{0, 4, 8, 12}, Shards.bounds(12, 3));
+    }
+}
