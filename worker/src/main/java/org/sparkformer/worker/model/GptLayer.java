@@ -40,7 +40,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         try (MemoryWorkspace ws = forwardScope(mgr)) {
             assertInputSet(false);
             shardedPass = training && Shards.count() > 1 && input.size(0) > 1;
-            return shardedPass ? shardedForward(training) : forward(training);
+            if (shardedPass) return shardedForward(training);
+            Shards.awaitPending();      // the input may be a sharded layer's output whose helper rows are still coming
+            return forward(training);
         }
     }
 
@@ -51,7 +53,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
             assertInputSet(true);
             shardedPass = Shards.count() > 1 && input.size(0) > 1;
         }
-        return result(shardedPass ? shardedBackward(epsilon) : backward(epsilon), mgr);
+        if (shardedPass) return result(shardedBackward(epsilon, mgr), mgr);
+        Shards.awaitPending();
+        return result(backward(epsilon), mgr);
     }
 
     /* ---- shards: copies of this layer sharing its parameters, each given whole sequences of the batch ---- */
@@ -104,13 +108,18 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         for (int k = 1; k < shards.length; k++) gradientsFlattened.addi(shards[k].gradientsFlattened);
     }
 
+    /**
+     * Shard 0 here, the others on the helpers, without waiting for them: their rows of the output are read next by
+     * the same helper (the next layer's shard) and by nothing else before a backward or an {@code awaitPending}.
+     * Every activation stays in DL4J's activations workspace until the iteration ends, so the rows stay valid.
+     */
     private INDArray shardedForward(boolean training) {
         GptLayer<?>[] s = shards();
         long[] at = Shards.bounds(input.size(0), s.length);
         INDArray out = Nd4j.createUninitialized(dataType, outputShape());
         boolean dropout = layerConf().getDropout() > 0;
         long seed = dropout ? Nd4j.getRandom().nextLong() : 0;   // each shard's masks follow the caller's seed
-        Shards.run(s.length, k -> {
+        Shards.start(s.length, k -> {
             GptLayer<?> shard = s[k];
             shard.input = rows(input, at[k], at[k + 1]);
             prepareShard(shard, at[k], at[k + 1]);
@@ -122,10 +131,12 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         return out;
     }
 
-    private INDArray shardedBackward(INDArray epsilon) {
+    /** All shards at once, and waits for them: DL4J may reuse the memory of epsilon once this returns. */
+    private INDArray shardedBackward(INDArray epsilon, LayerWorkspaceMgr mgr) {
         GptLayer<?>[] s = shards();
         long[] at = Shards.bounds(input.size(0), s.length);
-        INDArray dx = hasInputGradient() ? Nd4j.createUninitialized(dataType, input.shape()) : null;
+        // straight in DL4J's activation-gradient workspace, so that result() passes it on without a copy
+        INDArray dx = hasInputGradient() ? mgr.createUninitialized(ArrayType.ACTIVATION_GRAD, dataType, input.shape(), 'c') : null;
         Shards.run(s.length, k -> {
             GptLayer<?> shard = s[k];
             if (this instanceof IOutputLayer) {
@@ -218,6 +229,7 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     @Override public Type type() { return Type.RECURRENT; }
 
     @Override public void clear() {
+        Shards.awaitPending();
         super.clear();
         clearCache();
         if (shards != null) for (GptLayer<?> s : shards) { s.input = null; s.clearCache(); }

@@ -216,6 +216,7 @@ public class LmHead extends GptLayerConf {
 
         @Override
         public double computeScore(double fullNetRegTerm, boolean training, LayerWorkspaceMgr mgr) {
+            Shards.awaitPending();     // a training forward without backward: the input's helper rows
             // AdamW's weight decay is decoupled from the objective: the score is the cross-entropy alone
             double loss = (cachedInput == input && cachedLabels == labels) ? cachedLoss : lossAndDlogits();
             dlogits = null;
@@ -225,6 +226,7 @@ public class LmHead extends GptLayerConf {
 
         @Override
         public INDArray computeScoreForExamples(double fullNetRegTerm, LayerWorkspaceMgr mgr) {
+            Shards.awaitPending();
             INDArray x = input3d();
             INDArray logits = logits2d(x);
             long n = b * t;

@@ -9,7 +9,9 @@ import org.nd4j.linalg.api.memory.enums.SpillPolicy;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Deque;
+import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -88,19 +90,40 @@ public final class Shards {
 
     /** Runs task(0) on the calling thread and task(i) on the caller's helper i, all at once; returns when all are done. */
     static void run(int k, IntConsumer task) {
+        start(k, task);
+        awaitPending();
+    }
+
+    /**
+     * Runs task(0) on the calling thread and hands task(i) to helper i without waiting for it: a forward pass, whose
+     * helper rows only the same helper reads next (its tasks run in order). The next {@link #run} or
+     * {@link #awaitPending} waits for it, and rethrows its failure.
+     */
+    static void start(int k, IntConsumer task) {
         ThreadPoolExecutor[] helpers = HELPERS.get();
-        Future<?>[] running = new Future<?>[k - 1];
+        List<Future<?>> pending = PENDING.get();
         for (int i = 1; i < k; i++) {
             final int shard = i;
-            running[i - 1] = helper(helpers, i).submit(() -> task.accept(shard));
+            pending.add(helper(helpers, i).submit(() -> task.accept(shard)));
         }
-        Throwable failure = null;
         try {
             task.accept(0);
-        } catch (Throwable t) {
-            failure = t;
+        } catch (RuntimeException | Error e) {
+            try {
+                awaitPending();
+            } catch (RuntimeException | Error helperFailure) {
+                e.addSuppressed(helperFailure);
+            }
+            throw e;
         }
-        for (Future<?> f : running) {
+    }
+
+    /** Waits for the calling thread's helpers to finish what they were given; rethrows the first failure. */
+    static void awaitPending() {
+        List<Future<?>> pending = PENDING.get();
+        if (pending.isEmpty()) return;
+        Throwable failure = null;
+        for (Future<?> f : pending) {
             try {
                 f.get();
             } catch (ExecutionException e) {
@@ -110,10 +133,13 @@ public final class Shards {
                 if (failure == null) failure = e;
             }
         }
+        pending.clear();
         if (failure instanceof RuntimeException r) throw r;
         if (failure instanceof Error e) throw e;
         if (failure != null) throw new IllegalStateException("shard failed", failure);
     }
+
+    private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);
 
     /** Each calling thread's helpers (a training task's replica has its own); idle helpers end after a minute. */
     private static final ThreadLocal<ThreadPoolExecutor[]> HELPERS = ThreadLocal.withInitial(() -> new ThreadPoolExecutor[8]);
