@@ -108,6 +108,27 @@ class ShardsTest {
         assertSameGradient(whole, pass(g, in, labels, 2), "after a failed pass");
     }
 
+    /** float16 products: the shards scale their losses as the whole batch does and LossScaler unscales the sum. */
+    @Test void float16ShardsAddUpToTheWholeBatch() {
+        ComputationGraph f32 = Gpt.build(MixedPrecisionTest.config("float32"), new NoOp(), 0, DataType.FLOAT);
+        ComputationGraph g = MixedPrecisionTest.twin(f32, "float16");
+        var data = MixedPrecisionTest.batch();
+        Shards.use(1);
+        INDArray whole = MixedPrecisionTest.gradient(g, data);
+        double wholeScore = g.score();
+        LossScaler.reset(LossScaler.INITIAL);
+        Shards.use(2);
+        INDArray sharded = MixedPrecisionTest.gradient(g, data);
+        LossScaler.reset(LossScaler.INITIAL);
+        INDArray exact = MixedPrecisionTest.gradient(f32, data);
+        // 16-bit products round differently over half the rows: as close to float32's gradient as the whole batch is
+        double wholeError = MixedPrecisionTest.relativeDifference(whole, exact);
+        assertTrue(wholeError > 0 && wholeError < 1e-2, "float16 error " + wholeError);
+        assertTrue(MixedPrecisionTest.relativeDifference(sharded, exact) < 1.5 * wholeError,
+                "sharded float16 error " + MixedPrecisionTest.relativeDifference(sharded, exact) + " vs " + wholeError);
+        assertEquals(wholeScore, g.score(), 1e-3 * wholeScore);
+    }
+
     @Test void boundsAreWholeNearEqualRuns() {
         assertArrayEquals(new long[]{0, 2, 5}, Shards.bounds(5, 2));
         assertArrayEquals(new long[]{0, 4, 8, 12}, Shards.bounds(12, 3));
