@@ -94,6 +94,11 @@ public final class Main {
         }
         String command = args[0];
         Map<String, String> flags = parseFlags(args, 1);
+        try {   // a bad SPARKFORMER_SHARDS is the user's error, said in one line before anything starts
+            org.sparkformer.worker.model.Shards.count();
+        } catch (ExceptionInInitializerError e) {
+            throw new UserError(e.getCause().getMessage());
+        }
         return switch (command) {
             case "train" -> train(flags, out);
             case "distill" -> {

@@ -80,6 +80,16 @@ class CliTest {
         String stderr = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).trim();
         assertEquals(2, p.exitValue());
         assertEquals("sparkformer: --lr: expected a number, got 'abc'", stderr);
+
+        // the environment variable a launcher or spark.executorEnv sets: the same single line
+        ProcessBuilder bad = new ProcessBuilder(new ArrayList<>(cmd.subList(0, 4))).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        bad.command().addAll(List.of("bench", "--preset", "tiny"));
+        bad.environment().put("SPARKFORMER_SHARDS", "two");
+        Process q = bad.start();
+        assertTrue(q.waitFor(60, TimeUnit.SECONDS));
+        assertEquals("sparkformer: SPARKFORMER_SHARDS: expected a whole number, got 'two'",
+                new String(q.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).trim());
+        assertEquals(2, q.exitValue());
     }
 
     static String output(String... args) throws Exception {
