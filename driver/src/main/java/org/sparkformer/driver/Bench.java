@@ -212,27 +212,25 @@ final class Bench {
         }
     }
 
-    /** GEMM rate with the given OpenBLAS threads (the replica's cores, whatever its shards do). */
+    /**
+     * GEMM rate with the given OpenBLAS threads (the replica's cores, whatever its shards do): 1024^3 products through
+     * the path the model's products take (Nd4j.gemm; INDArray.mmuli is 3x slower here).
+     */
     static double gemmGflops(int threads) {
         int before = Nd4j.factory().blas().getMaxThreads();
         Nd4j.factory().blas().setMaxThreads(threads);
-        try {
-            return gemmGflops();
-        } finally {
-            Nd4j.factory().blas().setMaxThreads(before);
-        }
-    }
-
-    /** 1024^3 products through the path the model's products take (Nd4j.gemm; INDArray.mmuli is 3x slower here). */
-    static double gemmGflops() {
         INDArray a = Nd4j.rand(DataType.FLOAT, 1024, 1024), b = Nd4j.rand(DataType.FLOAT, 1024, 1024);
         INDArray c = Nd4j.create(DataType.FLOAT, 1024, 1024);
-        for (int i = 0; i < 3; i++) Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
         double[] s = new double[10];
-        for (int i = 0; i < s.length; i++) {
-            long t0 = System.nanoTime();
-            Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
-            s[i] = (System.nanoTime() - t0) / 1e9;
+        try {
+            for (int i = 0; i < 3; i++) Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
+            for (int i = 0; i < s.length; i++) {
+                long t0 = System.nanoTime();
+                Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
+                s[i] = (System.nanoTime() - t0) / 1e9;
+            }
+        } finally {
+            Nd4j.factory().blas().setMaxThreads(before);
         }
         // the best of the samples: a peak rate, as MFU's denominator should be (the machine is noisy)
         return 2.0 * 1024 * 1024 * 1024 / Arrays.stream(s).min().orElseThrow() / 1e9;

@@ -89,9 +89,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     private void connect(GptLayer<?> s) {
         s.params = params;
         if (paramsFlattened != null) s.setParamsViewArray(paramsFlattened);
-        // DL4J makes the gradient views at the first backward, after the first forward
-        if (gradientsFlattened != null && !(s.ownGradients && s.gradientsFlattened != null))
-            s.setBackpropGradientsViewArray(s.ownGradients ? detached(() -> Nd4j.create(dataType, gradientsFlattened.shape())) : gradientsFlattened);
+        if (gradientsFlattened == null) return;     // DL4J makes the gradient views at the first backward
+        if (!s.ownGradients) s.setBackpropGradientsViewArray(gradientsFlattened);
+        else if (s.gradientsFlattened == null) s.setBackpropGradientsViewArray(detached(() -> Nd4j.create(dataType, gradientsFlattened.shape())));
     }
 
     /** The shape {@code forward} returns for this layer's input. */
