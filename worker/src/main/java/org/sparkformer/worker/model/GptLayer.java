@@ -39,7 +39,7 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     public INDArray activate(boolean training, LayerWorkspaceMgr mgr) {
         try (MemoryWorkspace ws = forwardScope(mgr)) {
             assertInputSet(false);
-            shardedPass = training && Shards.count() > 1 && input.size(0) > 1;
+            shardedPass = training && shardable();
             if (shardedPass) return shardedForward(training);
             Shards.awaitPending();      // the input may be a sharded layer's output whose helper rows are still coming
             return forward(training);
@@ -51,7 +51,7 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         // an output layer's forward runs inside its backward
         if (this instanceof IOutputLayer) {
             assertInputSet(true);
-            shardedPass = Shards.count() > 1 && input.size(0) > 1;
+            shardedPass = shardable();
         }
         if (shardedPass) return result(shardedBackward(epsilon, mgr), mgr);
         Shards.awaitPending();
@@ -59,6 +59,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     }
 
     /* ---- shards: copies of this layer sharing its parameters, each given whole sequences of the batch ---- */
+
+    /** Training in shards, and more than one sequence to share out. */
+    private boolean shardable() { return Shards.count() > 1 && input.size(0) > 1; }
 
     private static final AtomicLong SHARD_IDS = new AtomicLong();
     private GptLayer<?>[] shards;

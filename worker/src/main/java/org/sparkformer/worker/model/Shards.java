@@ -178,24 +178,16 @@ public final class Shards {
      */
     static void forwardIn(Object owner, String wsId, Runnable forward) {
         closeFrom(owner);
-        MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(SHARD_WS, wsId);
-        ws.notifyScopeEntered();
-        OPEN.get().addLast(new Open(owner, ws));
+        open(owner, wsId);
         forward.run();
     }
 
     /**
-     * On a helper: runs a layer shard's backward in the workspace its forward opened (or a new one), then closes it;
-     * whatever the backward produced must be copied out inside {@code backward}.
+     * On a helper: runs a layer shard's backward in the workspace its forward opened (or a new one), then closes it
+     * and any opened after it; whatever the backward produced must be copied out inside {@code backward}.
      */
     static void backwardIn(Object owner, String wsId, Runnable backward) {
-        Deque<Open> open = OPEN.get();
-        if (open.stream().noneMatch(o -> o.owner() == owner)) {
-            MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(SHARD_WS, wsId);
-            ws.notifyScopeEntered();
-            open.addLast(new Open(owner, ws));
-        }
-        while (open.peekLast().owner() != owner) open.removeLast().ws().close();
+        if (!isOpen(owner)) open(owner, wsId);
         // temporaries of every layer's backward share one workspace (as DL4J's own working memory), not the layer's
         try (MemoryWorkspace working = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SHARD_WS, "sparkformer-shard-backward")) {
             backward.run();
@@ -204,9 +196,21 @@ public final class Shards {
         }
     }
 
+    private static void open(Object owner, String wsId) {
+        MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(SHARD_WS, wsId);
+        ws.notifyScopeEntered();
+        OPEN.get().addLast(new Open(owner, ws));
+    }
+
+    private static boolean isOpen(Object owner) {
+        for (Open o : OPEN.get()) if (o.owner() == owner) return true;
+        return false;
+    }
+
+    /** Closes the owner's workspace and every one opened after it (innermost first), if the owner's is open. */
     private static void closeFrom(Object owner) {
+        if (!isOpen(owner)) return;
         Deque<Open> open = OPEN.get();
-        if (open.stream().noneMatch(o -> o.owner() == owner)) return;
         Open last;
         do {
             last = open.removeLast();
