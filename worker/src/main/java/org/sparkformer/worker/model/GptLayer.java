@@ -53,7 +53,7 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
             assertInputSet(true);
             shardedPass = shardable();
         }
-        if (shardedPass) return result(shardedBackward(epsilon, mgr), mgr);
+        if (shardedPass) return result(shardedBackward(epsilon), mgr);
         Shards.awaitPending();
         return result(backward(epsilon), mgr);
     }
@@ -134,13 +134,18 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         return out;
     }
 
-    /** All shards at once, and waits for them: DL4J may reuse the memory of epsilon once this returns. */
-    private INDArray shardedBackward(INDArray epsilon, LayerWorkspaceMgr mgr) {
+    /**
+     * All shards at once. The input gradient goes to an array of this layer's own, kept from step to step: when the
+     * epsilon is such an array too (the layer above was sharded), nothing here is reused by DL4J before the step ends,
+     * so the helpers are not waited for: each helper's next task (the layer below's shard) is the only reader of its
+     * rows, and the gradients are merged at the next {@link Shards#awaitPending} (the head's score, or {@link #clear}).
+     * An epsilon in one of DL4J's workspaces, which DL4J recycles once this returns, is waited for.
+     */
+    private INDArray shardedBackward(INDArray epsilon) {
         GptLayer<?>[] s = shards();
         long[] at = Shards.bounds(input.size(0), s.length);
-        // straight in DL4J's activation-gradient workspace, so that result() passes it on without a copy
-        INDArray dx = hasInputGradient() ? mgr.createUninitialized(ArrayType.ACTIVATION_GRAD, dataType, input.shape(), 'c') : null;
-        Shards.run(s.length, k -> {
+        INDArray dx = hasInputGradient() ? inputGradientArray() : null;
+        Shards.start(s.length, k -> {
             GptLayer<?> shard = s[k];
             if (this instanceof IOutputLayer) {
                 shard.input = rows(input, at[k], at[k + 1]);
@@ -154,8 +159,18 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
             if (k == 0) body.run();
             else Shards.backwardIn(shard, shard.workspaceId, body);
         });
-        mergeShards(s);
+        Shards.whenDone(() -> mergeShards(s));
+        if (epsilon != null && epsilon.isAttached()) Shards.awaitPending();
         return dx;
+    }
+
+    private INDArray inputGradient;
+
+    /** This layer's input-gradient array for the current input's shape, outside every workspace (DL4J passes it on as is). */
+    private INDArray inputGradientArray() {
+        if (inputGradient == null || !java.util.Arrays.equals(inputGradient.shape(), input.shape()) || inputGradient.dataType() != dataType)
+            inputGradient = detached(() -> Nd4j.createUninitialized(dataType, input.shape(), 'c'));
+        return inputGradient;
     }
 
     /** Rows [from, to) of the first axis, as a view. */

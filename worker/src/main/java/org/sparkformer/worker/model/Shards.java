@@ -118,10 +118,22 @@ public final class Shards {
         }
     }
 
-    /** Waits for the calling thread's helpers to finish what they were given; rethrows the first failure. */
+    /**
+     * Runs {@code action} on the calling thread once its helpers have finished what they were given (the next
+     * {@link #awaitPending}): a backward pass's gradient merge, which needs the helpers' gradients.
+     */
+    static void whenDone(Runnable action) {
+        AFTER.get().add(action);
+    }
+
+    /**
+     * Waits for the calling thread's helpers to finish what they were given, then runs what {@link #whenDone} left, in
+     * order; rethrows the first failure (and then drops what was left).
+     */
     static void awaitPending() {
         List<Future<?>> pending = PENDING.get();
-        if (pending.isEmpty()) return;
+        List<Runnable> after = AFTER.get();
+        if (pending.isEmpty() && after.isEmpty()) return;
         Throwable failure = null;
         for (Future<?> f : pending) {
             try {
@@ -134,12 +146,16 @@ public final class Shards {
             }
         }
         pending.clear();
+        List<Runnable> actions = List.copyOf(after);
+        after.clear();
         if (failure instanceof RuntimeException r) throw r;
         if (failure instanceof Error e) throw e;
         if (failure != null) throw new IllegalStateException("shard failed", failure);
+        for (Runnable a : actions) a.run();
     }
 
     private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);
+    private static final ThreadLocal<List<Runnable>> AFTER = ThreadLocal.withInitial(ArrayList::new);
 
     /** Each calling thread's helpers (a training task's replica has its own); idle helpers end after a minute. */
     private static final ThreadLocal<ThreadPoolExecutor[]> HELPERS = ThreadLocal.withInitial(() -> new ThreadPoolExecutor[8]);
