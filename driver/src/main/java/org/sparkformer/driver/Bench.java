@@ -35,8 +35,8 @@ import java.util.SplittableRandom;
 /**
  * One replica's training step, no Spark: {@code sparkformer bench --preset P [--steps N] [--warmup W]
  * [--threads K] [--shards S] [--forward-only] [--profile]}. K cores (default: the launcher's OMP_NUM_THREADS), the batch
- * split into S shards computed at once (default K; 1: whole batches, ops split over K threads). The first W steps (default 50) are not timed: the JVM's JIT
- * needs that long to reach steady state (baby preset: 327 ms/step after 5 warm-up steps, 260 after 150). Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
+ * split into S shards computed at once (default K; 1: whole batches, ops split over K threads). The first W steps are
+ * not timed (default: WARMUP_SECONDS of steps, for the JIT). Prints one JSON line: tokens_per_s, ms_per_step (median of the timed
  * steps), achieved_gflops (nanoGPT's 6N + 12LCT FLOPs per token; a third of it forward-only), gemm_gflops
  * (the best of ten 1024^3 fp32 ND4J matmuls in the same process), mfu, peak_rss_mb, and with 50+ timed steps
  * rss_slope_mb_per_1000_steps and offheap_slope_mb_per_1000_steps (resident memory and JavaCPP's off-heap
@@ -45,6 +45,12 @@ import java.util.SplittableRandom;
  */
 final class Bench {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * Without --warmup, untimed steps run for this long (and at least MIN_WARMUP_STEPS): with every core training,
+     * the JVM's compiler threads take tens of seconds to finish (baby, 2 shards: 9,700 tokens/s over the first 50
+     * steps, 14,600 over steps 100-150, 16,500 after 35 s; docs/PERFORMANCE.md).
+     */
+    static final int WARMUP_SECONDS = 40, MIN_WARMUP_STEPS = 10;
 
     private Bench() {}
 
@@ -55,9 +61,9 @@ final class Bench {
         for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
             if (flags.containsKey(k)) cfg.set(k, flags.get(k), "--" + k);
         cfg.validate();
-        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", 50);
+        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", -1);
         int threads = Main.intFlag(flags, "threads", 0), vocab = Main.intFlag(flags, "vocab-size", 65);
-        if (steps < 1 || warmup < 0) throw new UserError("--steps must be >= 1 and --warmup >= 0");
+        if (steps < 1 || (flags.containsKey("warmup") && warmup < 0)) throw new UserError("--steps must be >= 1 and --warmup >= 0");
         if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);
         boolean forwardOnly = flags.containsKey("forward-only"), profile = flags.containsKey("profile");
 
@@ -68,7 +74,7 @@ final class Bench {
         if (shards < 1) throw new UserError("--shards must be >= 1");
         Shards.use(shards);
         GptConfig model = cfg.model(vocab);
-        cfg.steps = warmup + steps;
+        cfg.steps = Math.max(warmup, 0) + steps + 100_000;   // the learning-rate schedule's length: no decay to speak of
         ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
         graph.setListeners(new GlobalNormClipping(cfg.gradClip));
         int[] tokens = new int[1 << 20];
@@ -79,18 +85,24 @@ final class Bench {
         double[] ms = new double[steps];
         List<double[]> rss = new java.util.ArrayList<>();   // (timed step, resident MB) every 25 timed steps
         List<double[]> offHeap = new java.util.ArrayList<>();   // (timed step, JavaCPP-tracked off-heap MB)
-        for (int i = 0; i < warmup + steps; i++) {
+        long warmupStart = System.nanoTime();
+        int warmupSteps = 0;
+        for (int i = 0; i < steps; ) {
+            boolean timed = warmup >= 0 ? warmupSteps >= warmup
+                    : warmupSteps >= MIN_WARMUP_STEPS && System.nanoTime() - warmupStart >= WARMUP_SECONDS * 1_000_000_000L;
             MultiDataSet batch = Windows.batch(tokens, Windows.randomStarts(tokens.length, model.blockSize, cfg.batchSize, rng), model.blockSize);
             long t0 = System.nanoTime();
             if (forwardOnly) graph.output(false, batch.getFeatures(0));
             else graph.fit(batch);
-            if (i >= warmup) ms[i - warmup] = (System.nanoTime() - t0) / 1e6;
-            if (i >= warmup && (i - warmup) % 25 == 0) {
-                rss.add(new double[]{i - warmup, procStatusMb("VmRSS:")});
-                offHeap.add(new double[]{i - warmup, org.bytedeco.javacpp.Pointer.totalBytes() / 1048576.0});
+            if (timed) ms[i] = (System.nanoTime() - t0) / 1e6;
+            if (timed && i % 25 == 0) {
+                rss.add(new double[]{i, procStatusMb("VmRSS:")});
+                offHeap.add(new double[]{i, org.bytedeco.javacpp.Pointer.totalBytes() / 1048576.0});
             }
             // the profile repeats the step layer by layer (outside the timed step), to split its time by kind
-            if (profile) profileStep(graph, batch, forwardOnly, i >= warmup ? perLayer : new LinkedHashMap<>());
+            if (profile) profileStep(graph, batch, forwardOnly, timed ? perLayer : new LinkedHashMap<>());
+            if (timed) i++;
+            else warmupSteps++;
         }
         double median = median(ms);
         long tokensPerStep = (long) cfg.batchSize * model.blockSize;
@@ -118,6 +130,7 @@ final class Bench {
         // which OpenBLAS kernels ran decides the GEMM rate (Haswell vs SkylakeX: 1.8x here), as in the PyTorch peer's output
         r.put("openblas_coretype", System.getenv().getOrDefault("OPENBLAS_CORETYPE", "auto"));
         r.put("steps", steps);
+        r.put("warmup_steps", warmupSteps);
         if (profile) {
             ObjectNode p = r.putObject("profile_ms_per_step");
             double layersMs = 0;

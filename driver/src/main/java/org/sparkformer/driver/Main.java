@@ -415,7 +415,7 @@ public final class Main {
             "             [--distill-temperature 2.0] and every train flag (e.g. --preset tiny --data ...)",
             "  generate   --checkpoint DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]",
             "             [--repetition-penalty R] [--stop S1|S2] [--seed S] [--no-cache]   (\\n and \\t escapes in TEXT and S)",
-            "  bench      one replica's training step, no Spark: --preset P [--steps N] [--threads K] [--forward-only] [--profile]",
+            "  bench      one replica's training step, no Spark: --preset P [--steps N] [--warmup W] [--threads K] [--shards S] [--forward-only] [--profile]",
             "             or encoding speed of a tokenizer: --tokenizer DIR|gpt2:FOLDER [--input FILE]",
             "             or generation with and without the KV cache: --generate [--preset P | --checkpoint DIR] [--new-tokens 256]",
             "             or 1 vs 2 executor JVMs (local-cluster): --scaling [--preset baby] [--data FILE] [--steps 60]",

@@ -92,6 +92,17 @@ class CliTest {
         assertEquals(2, q.exitValue());
     }
 
+    /** bench prints one JSON line with its numbers; an explicit --warmup is a step count. */
+    @Test void benchPrintsItsNumbers() throws Exception {
+        String out = output("bench", "--preset", "tiny", "--steps", "3", "--warmup", "2", "--threads", "2", "--shards", "1");
+        com.fasterxml.jackson.databind.JsonNode r = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out);
+        assertEquals(3, r.path("steps").asInt(), out);
+        assertEquals(2, r.path("warmup_steps").asInt(), out);
+        for (String k : List.of("tokens_per_s", "ms_per_step", "achieved_gflops", "gemm_gflops", "mfu", "peak_rss_mb"))
+            assertTrue(r.path(k).asDouble() > 0, k + " in " + out);
+        assertTrue(error("bench", "--preset", "tiny", "--warmup", "-1").contains("--warmup"));
+    }
+
     static String output(String... args) throws Exception {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         assertEquals(0, Main.run(args, new PrintStream(buf, true, StandardCharsets.UTF_8)));
