@@ -26,7 +26,9 @@ import java.util.function.IntConsumer;
  * sums the shards' parameter gradients: the same gradient as the whole batch, summed in a different order.
  * Why: on 2 cores, splitting every ND4J op over two OpenMP threads and every product over two OpenBLAS threads
  * costs a hand-over per op (hundreds per step, each a futex wake-up or a sched_yield spin); two shards hand over
- * a few times per layer instead (docs/PERFORMANCE.md has the numbers).
+ * a few times per layer instead (docs/PERFORMANCE.md has the numbers). Nothing waits for the helpers until the head's
+ * score (or a layer's clear) calls {@link #awaitPending}: each helper runs its shard of every layer's forward and
+ * backward in order, and the gradient merges wait for them there.
  *
  * <p>A helper computes in workspaces of its own, one per layer shard, opened by the forward pass and closed by the
  * backward pass (a chain: the last opened is the first closed), and one for the temporaries of every backward, so
@@ -88,16 +90,10 @@ public final class Shards {
         return b;
     }
 
-    /** Runs task(0) on the calling thread and task(i) on the caller's helper i, all at once; returns when all are done. */
-    static void run(int k, IntConsumer task) {
-        start(k, task);
-        awaitPending();
-    }
-
     /**
-     * Runs task(0) on the calling thread and hands task(i) to helper i without waiting for it: a forward pass, whose
-     * helper rows only the same helper reads next (its tasks run in order). The next {@link #run} or
-     * {@link #awaitPending} waits for it, and rethrows its failure.
+     * Runs task(0) on the calling thread and hands task(i) to helper i without waiting for it: a pass whose helper
+     * rows only the same helper reads next (its tasks run in order). The next {@link #awaitPending} waits for it and
+     * rethrows its failure.
      */
     static void start(int k, IntConsumer task) {
         ThreadPoolExecutor[] helpers = HELPERS.get();
