@@ -61,9 +61,10 @@ final class Bench {
         for (String k : List.of("preset", "n-layer", "n-head", "n-embd", "block-size", "batch-size"))
             if (flags.containsKey(k)) cfg.set(k, flags.get(k), "--" + k);
         cfg.validate();
-        int steps = Main.intFlag(flags, "steps", 30), warmup = Main.intFlag(flags, "warmup", -1);
+        int steps = Main.intFlag(flags, "steps", 30);
+        Integer warmup = flags.containsKey("warmup") ? Main.intFlag(flags, "warmup", 0) : null;   // null: by time
         int threads = Main.intFlag(flags, "threads", 0), vocab = Main.intFlag(flags, "vocab-size", 65);
-        if (steps < 1 || (flags.containsKey("warmup") && warmup < 0)) throw new UserError("--steps must be >= 1 and --warmup >= 0");
+        if (steps < 1 || (warmup != null && warmup < 0)) throw new UserError("--steps must be >= 1 and --warmup >= 0");
         if (threads > 0) Nd4j.getEnvironment().setMaxThreads(threads);
         boolean forwardOnly = flags.containsKey("forward-only"), profile = flags.containsKey("profile");
 
@@ -74,7 +75,7 @@ final class Bench {
         if (shards < 1) throw new UserError("--shards must be >= 1");
         Shards.use(shards);
         GptConfig model = cfg.model(vocab);
-        cfg.steps = Math.max(warmup, 0) + steps + 100_000;   // the learning-rate schedule's length: no decay to speak of
+        cfg.steps = 1_000_000;   // the learning-rate schedule only: no decay to speak of
         ComputationGraph graph = Gpt.build(model, Optimizer.updater(cfg), cfg.weightDecay, DataType.FLOAT);
         graph.setListeners(new GlobalNormClipping(cfg.gradClip));
         int[] tokens = new int[1 << 20];
@@ -88,7 +89,7 @@ final class Bench {
         long warmupStart = System.nanoTime();
         int warmupSteps = 0;
         for (int i = 0; i < steps; ) {
-            boolean timed = warmup >= 0 ? warmupSteps >= warmup
+            boolean timed = warmup != null ? warmupSteps >= warmup
                     : warmupSteps >= MIN_WARMUP_STEPS && System.nanoTime() - warmupStart >= WARMUP_SECONDS * 1_000_000_000L;
             MultiDataSet batch = Windows.batch(tokens, Windows.randomStarts(tokens.length, model.blockSize, cfg.batchSize, rng), model.blockSize);
             long t0 = System.nanoTime();

@@ -142,12 +142,14 @@ public final class Shards {
             }
         }
         pending.clear();
-        List<Runnable> actions = List.copyOf(after);
-        after.clear();
-        if (failure instanceof RuntimeException r) throw r;
-        if (failure instanceof Error e) throw e;
-        if (failure != null) throw new IllegalStateException("shard failed", failure);
-        for (Runnable a : actions) a.run();
+        try {
+            if (failure instanceof RuntimeException r) throw r;
+            if (failure instanceof Error e) throw e;
+            if (failure != null) throw new IllegalStateException("shard failed", failure);
+            for (Runnable a : after) a.run();
+        } finally {
+            after.clear();
+        }
     }
 
     private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);
