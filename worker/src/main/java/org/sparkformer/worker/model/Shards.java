@@ -105,6 +105,7 @@ public final class Shards {
         try {
             task.accept(0);
         } catch (RuntimeException | Error e) {
+            AFTER.get().clear();     // a failed pass's gradients are not merged: wait for the helpers only
             try {
                 awaitPending();
             } catch (RuntimeException | Error helperFailure) {
