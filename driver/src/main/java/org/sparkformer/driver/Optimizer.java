@@ -1,17 +1,18 @@
 package org.sparkformer.driver;
 
-import org.nd4j.linalg.learning.config.Adam;
 import org.nd4j.linalg.learning.config.IUpdater;
 import org.sparkformer.worker.model.WarmupCosineSchedule;
+import org.sparkformer.worker.model.ShardedAdam;
 
-/** AdamW as DL4J expresses it: Adam with our warmup+cosine schedule; decoupled weight decay is set on the graph. */
+/**
+ * AdamW as DL4J expresses it: Adam (its step on all cores between sharded passes) with our warmup+cosine schedule;
+ * decoupled weight decay is set on the graph.
+ */
 public final class Optimizer {
     private Optimizer() {}
 
     public static IUpdater updater(TrainConfig c) {
-        return new Adam.Builder()
-                .learningRateSchedule(new WarmupCosineSchedule(c.lr, c.resolvedMinLr(), c.resolvedWarmup(), c.steps))
-                .beta1(c.beta1).beta2(c.beta2).epsilon(1e-8).build();
+        return new ShardedAdam(new WarmupCosineSchedule(c.lr, c.resolvedMinLr(), c.resolvedWarmup(), c.steps), c.beta1, c.beta2, 1e-8);
     }
 
     public static double lrAt(TrainConfig c, long step) {

@@ -17,6 +17,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
 
@@ -26,7 +27,8 @@ import java.util.function.IntConsumer;
  * sums the shards' parameter gradients: the same gradient as the whole batch, summed in a different order.
  * Why: on 2 cores, splitting every ND4J op over two OpenMP threads and every product over two OpenBLAS threads
  * costs a hand-over per op (hundreds per step, each a futex wake-up or a sched_yield spin); two shards hand over
- * a few times per layer instead (docs/PERFORMANCE.md has the numbers). Nothing waits for the helpers until the head's
+ * a few times per layer instead (docs/PERFORMANCE.md has the numbers). Between passes the helpers also take their
+ * share of the optimizer's step ({@link #split}). Nothing waits for the helpers until the head's
  * score (or a layer's clear) calls {@link #awaitPending}: each helper runs its shard of every layer's forward and
  * backward in order, and the gradient merges wait for them there.
  *
@@ -98,9 +100,18 @@ public final class Shards {
     static void start(int k, IntConsumer task) {
         ThreadPoolExecutor[] helpers = HELPERS.get();
         List<Future<?>> pending = PENDING.get();
+        AtomicBoolean failed = FAILED.get();
         for (int i = 1; i < k; i++) {
             final int shard = i;
-            pending.add(helper(helpers, i).submit(() -> task.accept(shard)));
+            pending.add(helper(helpers, i).submit(() -> {
+                if (failed.get()) return;   // a helper's task failed: the rows this one would read are not there
+                try {
+                    task.accept(shard);
+                } catch (RuntimeException | Error e) {
+                    failed.set(true);
+                    throw e;
+                }
+            }));
         }
         try {
             task.accept(0);
@@ -143,6 +154,7 @@ public final class Shards {
             }
         }
         pending.clear();
+        FAILED.get().set(false);
         try {
             if (failure instanceof RuntimeException r) throw r;
             if (failure instanceof Error e) throw e;
@@ -153,8 +165,62 @@ public final class Shards {
         }
     }
 
+    /** A range [from, to) of a flat array's elements. */
+    public interface Range {
+        void run(long from, long to);
+    }
+
+    /** Below this many elements a hand-over to a helper (a futex wake-up) costs more than the half it takes off. */
+    static final long SPLIT_MIN_ELEMENTS = 1 << 16;
+
+    /**
+     * Runs {@code body} over [0, n) in {@link #count} near-equal ranges at once, the first on the calling thread, the
+     * others on its helpers, and waits for them: for a compute-heavy element-wise pass between sharded passes (the
+     * optimizer's step), when the helpers would otherwise be idle. Whole on the calling thread with one shard, below
+     * {@link #SPLIT_MIN_ELEMENTS}, or while the caller's pass still has work on the helpers.
+     */
+    public static void split(long n, Range body) {
+        int k = count;
+        if (k == 1 || n < SPLIT_MIN_ELEMENTS || !PENDING.get().isEmpty()) {
+            body.run(0, n);
+            return;
+        }
+        long[] at = bounds(n, k);
+        ThreadPoolExecutor[] helpers = HELPERS.get();
+        List<Future<?>> parts = new ArrayList<>(k - 1);
+        for (int i = 1; i < k; i++) {
+            final int r = i;
+            parts.add(helper(helpers, i).submit(() -> body.run(at[r], at[r + 1])));
+        }
+        Throwable failure = null;
+        try {
+            body.run(at[0], at[1]);
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        for (Future<?> f : parts) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                if (failure == null) failure = e.getCause();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                if (failure == null) failure = e;
+            }
+        }
+        if (failure instanceof RuntimeException r) throw r;
+        if (failure instanceof Error e) throw e;
+        if (failure != null) throw new IllegalStateException("shard failed", failure);
+    }
+
     private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);
     private static final ThreadLocal<List<Runnable>> AFTER = ThreadLocal.withInitial(ArrayList::new);
+    /**
+     * Set by a calling thread's helper task that failed, until the next awaitPending: the tasks queued after it (later
+     * layers of the same pass) are skipped, not run on rows that were never computed. A backward run on the cached
+     * state of a failed forward once read a token id outside the table and wrote outside it (a JVM crash in tests).
+     */
+    private static final ThreadLocal<AtomicBoolean> FAILED = ThreadLocal.withInitial(AtomicBoolean::new);
 
     /** Each calling thread's helpers (a training task's replica has its own); idle helpers end after a minute. */
     private static final ThreadLocal<ThreadPoolExecutor[]> HELPERS = ThreadLocal.withInitial(() -> new ThreadPoolExecutor[8]);

@@ -75,10 +75,11 @@ public class TokenEmbedding extends GptLayerConf {
             t = in.size(1);
             if (t > cfg.blockSize)
                 throw new IllegalArgumentException("sequence length " + t + " exceeds block size " + cfg.blockSize);
-            ids = in.reshape(b * t).toIntVector();
-            for (int id : ids)
+            int[] tokens = in.reshape(b * t).toIntVector();
+            for (int id : tokens)
                 if (id < 0 || id >= cfg.vocabSize)
                     throw new IllegalArgumentException("token id " + id + " outside vocabulary [0, " + cfg.vocabSize + ")");
+            ids = tokens;       // only checked ids reach backward's scatter into the table
             INDArray x = Nd4j.pullRows(param(WTE), 1, ids);                      // [N, C]
             x.reshape(b, t * cfg.nEmbd).addiRowVector(positions((int) t).reshape(1, t * cfg.nEmbd));
             dropMask = dropoutMask(training, b * t, cfg.nEmbd);

@@ -108,6 +108,26 @@ class ShardsTest {
         assertSameGradient(whole, pass(g, in, labels, 2), "after a failed pass");
     }
 
+    /** After a helper's task fails, the pass's later tasks on the helpers are skipped until the caller has the failure. */
+    @Test void aFailedHelperTaskSkipsTheRestOfItsPass() {
+        Shards.use(2);
+        java.util.concurrent.atomic.AtomicInteger ran = new java.util.concurrent.atomic.AtomicInteger();
+        Shards.start(2, k -> {
+            if (k == 1) throw new IllegalStateException("first layer failed on the helper");
+        });
+        Shards.start(2, k -> {
+            if (k == 1) ran.incrementAndGet();
+        });
+        IllegalStateException e = assertThrows(IllegalStateException.class, Shards::awaitPending);
+        assertEquals("first layer failed on the helper", e.getMessage());
+        assertEquals(0, ran.get(), "a task queued after the failure ran");
+        Shards.start(2, k -> {
+            if (k == 1) ran.incrementAndGet();
+        });
+        Shards.awaitPending();
+        assertEquals(1, ran.get(), "the next pass runs");
+    }
+
     /** float16 products: the shards scale their losses as the whole batch does and LossScaler unscales the sum. */
     @Test void float16ShardsAddUpToTheWholeBatch() {
         ComputationGraph f32 = Gpt.build(MixedPrecisionTest.config("float32"), new NoOp(), 0, DataType.FLOAT);
@@ -127,6 +147,35 @@ class ShardsTest {
         assertTrue(MixedPrecisionTest.relativeDifference(sharded, exact) < 1.5 * wholeError,
                 "sharded float16 error " + MixedPrecisionTest.relativeDifference(sharded, exact) + " vs " + wholeError);
         assertEquals(wholeScore, g.score(), 1e-3 * wholeScore);
+    }
+
+    /** split: every element once, a range on each helper between passes; whole inside a pass or when small. */
+    @Test void splitCoversEveryElementOnTheHelpersBetweenPasses() {
+        Shards.use(2);
+        long n = Shards.SPLIT_MIN_ELEMENTS + 3;
+        java.util.Map<String, long[]> ranges = new java.util.concurrent.ConcurrentHashMap<>();
+        Shards.split(n, (from, to) -> ranges.put(Thread.currentThread().getName(), new long[]{from, to}));
+        assertEquals(2, ranges.size(), "two threads: " + ranges.keySet());
+        assertArrayEquals(new long[]{0, n / 2}, ranges.get(Thread.currentThread().getName()));
+        assertTrue(ranges.keySet().stream().anyMatch(t -> t.startsWith("sparkformer-shard-")), ranges.keySet().toString());
+        assertTrue(ranges.values().stream().anyMatch(r -> r[0] == n / 2 && r[1] == n));
+
+        ranges.clear();
+        Shards.split(Shards.SPLIT_MIN_ELEMENTS - 1, (from, to) -> ranges.put(Thread.currentThread().getName(), new long[]{from, to}));
+        assertEquals(1, ranges.size(), "small: whole on the caller");
+
+        ranges.clear();
+        Shards.start(2, k -> {
+            if (k == 0) Shards.split(n, (from, to) -> ranges.put(Thread.currentThread().getName(), new long[]{from, to}));
+        });
+        Shards.awaitPending();
+        assertEquals(1, ranges.size(), "inside a pass: whole on the caller");
+        assertArrayEquals(new long[]{0, n}, ranges.values().iterator().next());
+
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Shards.split(n, (from, to) -> {
+            if (from > 0) throw new IllegalStateException("range " + from);
+        }));
+        assertEquals("range " + n / 2, e.getMessage(), "a helper's failure reaches the caller");
     }
 
     @Test void boundsAreWholeNearEqualRuns() {
