@@ -61,11 +61,13 @@ public class ShardedAdam extends Adam {
             Adam c = adam.getConfig();
             double lr = c.getLearningRate(iteration, epoch);
             INDArray g = gradient.reshape(gradient.length()), m = flat(adam.getM()), v = flat(adam.getV());
-            Shards.split(g.length(), (from, to) -> {
-                var range = NDArrayIndex.interval(from, to);
-                Nd4j.exec(new org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater(g.get(range), v.get(range), m.get(range),
-                        lr, c.getBeta1(), c.getBeta2(), c.getEpsilon(), iteration));
-            });
+            Shards.split(g.length(), (from, to) -> Nd4j.exec(new org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater(
+                    part(g, from, to), part(v, from, to), part(m, from, to), lr, c.getBeta1(), c.getBeta2(), c.getEpsilon(), iteration)));
+        }
+
+        /** Elements [from, to) of a flat array: the array itself when whole (most blocks: no view to make each step). */
+        private static INDArray part(INDArray a, long from, long to) {
+            return from == 0 && to == a.length() ? a : a.get(NDArrayIndex.interval(from, to));
         }
 
         private static INDArray flat(INDArray a) {

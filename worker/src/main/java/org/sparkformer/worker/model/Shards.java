@@ -142,8 +142,20 @@ public final class Shards {
         List<Future<?>> pending = PENDING.get();
         List<Runnable> after = AFTER.get();
         if (pending.isEmpty() && after.isEmpty()) return;
-        Throwable failure = null;
-        for (Future<?> f : pending) {
+        Throwable failure = awaitAll(pending, null);
+        pending.clear();
+        FAILED.get().set(false);
+        try {
+            rethrow(failure);
+            for (Runnable a : after) a.run();
+        } finally {
+            after.clear();
+        }
+    }
+
+    /** Waits for every one of {@code futures}; returns {@code failure} if not null, else the first task's failure (or null). */
+    private static Throwable awaitAll(List<Future<?>> futures, Throwable failure) {
+        for (Future<?> f : futures) {
             try {
                 f.get();
             } catch (ExecutionException e) {
@@ -153,16 +165,13 @@ public final class Shards {
                 if (failure == null) failure = e;
             }
         }
-        pending.clear();
-        FAILED.get().set(false);
-        try {
-            if (failure instanceof RuntimeException r) throw r;
-            if (failure instanceof Error e) throw e;
-            if (failure != null) throw new IllegalStateException("shard failed", failure);
-            for (Runnable a : after) a.run();
-        } finally {
-            after.clear();
-        }
+        return failure;
+    }
+
+    private static void rethrow(Throwable failure) {
+        if (failure instanceof RuntimeException r) throw r;
+        if (failure instanceof Error e) throw e;
+        if (failure != null) throw new IllegalStateException("shard failed", failure);
     }
 
     /** A range [from, to) of a flat array's elements. */
@@ -198,19 +207,7 @@ public final class Shards {
         } catch (RuntimeException | Error e) {
             failure = e;
         }
-        for (Future<?> f : parts) {
-            try {
-                f.get();
-            } catch (ExecutionException e) {
-                if (failure == null) failure = e.getCause();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                if (failure == null) failure = e;
-            }
-        }
-        if (failure instanceof RuntimeException r) throw r;
-        if (failure instanceof Error e) throw e;
-        if (failure != null) throw new IllegalStateException("shard failed", failure);
+        rethrow(awaitAll(parts, failure));
     }
 
     private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);
