@@ -5,7 +5,7 @@ import org.sparkformer.worker.model.WarmupCosineSchedule;
 import org.sparkformer.worker.model.ShardedAdam;
 
 /**
- * AdamW as DL4J expresses it: Adam (its step on all cores between sharded passes) with our warmup+cosine schedule;
+ * AdamW as DL4J expresses it: Adam (its step split over a replica's shard threads) with our warmup+cosine schedule;
  * decoupled weight decay is set on the graph.
  */
 public final class Optimizer {

@@ -13,7 +13,7 @@ import java.util.Map;
 /**
  * DL4J's Adam with each large block's step computed in {@link Shards}, a range of its elements per thread
  * ({@link Shards#split}). With shards every op runs on one thread and the helpers idle through the optimizer's step:
- * 4-5% of a step on one core (tiny, small) before this. Same arithmetic (Adam's own native op, element by element),
+ * 3.5-5% of the calling thread's time before this (small, tiny; docs/PERFORMANCE.md). Same arithmetic (Adam's own native op, element by element),
  * state layout and configuration fields as Adam.
  */
 public class ShardedAdam extends Adam {
