@@ -60,7 +60,7 @@ public class ShardedAdam extends Adam {
         @Override public void applyUpdater(INDArray gradient, int iteration, int epoch) {
             Adam c = adam.getConfig();
             double lr = c.getLearningRate(iteration, epoch);
-            INDArray g = gradient.reshape(gradient.length()), m = flat(adam.getM()), v = flat(adam.getV());
+            INDArray g = flat(gradient), m = flat(adam.getM()), v = flat(adam.getV());
             Shards.split(g.length(), (from, to) -> Nd4j.exec(new org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater(
                     part(g, from, to), part(v, from, to), part(m, from, to), lr, c.getBeta1(), c.getBeta2(), c.getEpsilon(), iteration)));
         }
@@ -70,9 +70,10 @@ public class ShardedAdam extends Adam {
             return from == 0 && to == a.length() ? a : a.get(NDArrayIndex.interval(from, to));
         }
 
+        /** The array as a vector: as it is already (DL4J's block views and Adam's state are), or reshaped. */
         private static INDArray flat(INDArray a) {
             if (a == null) throw new IllegalStateException("Updater has not been initialized with view state");
-            return a.reshape(a.length());
+            return a.rank() == 1 ? a : a.reshape(a.length());
         }
     }
 }

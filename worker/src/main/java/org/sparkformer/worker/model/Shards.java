@@ -175,7 +175,7 @@ public final class Shards {
     }
 
     /** A range [from, to) of a flat array's elements. */
-    public interface Range {
+    interface Range {
         void run(long from, long to);
     }
 
@@ -188,7 +188,7 @@ public final class Shards {
      * optimizer's step), when the helpers would otherwise be idle. Whole on the calling thread with one shard, below
      * {@link #SPLIT_MIN_ELEMENTS}, or while the caller's pass still has work on the helpers.
      */
-    public static void split(long n, Range body) {
+    static void split(long n, Range body) {
         int k = count;
         if (k == 1 || n < SPLIT_MIN_ELEMENTS || !PENDING.get().isEmpty()) {
             body.run(0, n);
