@@ -78,11 +78,12 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
             // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
             INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
-            q = heads.get(NDArrayIndex.point(0));
+            // q carries the 1/sqrt(D) scale: T/C times fewer elements than scaling the scores (and their gradient)
+            q = heads.get(NDArrayIndex.point(0)).muli(1.0 / Math.sqrt(d));
             k = heads.get(NDArrayIndex.point(1));
             v = heads.get(NDArrayIndex.point(2));
 
-            INDArray att = Gemm.bmm(q, false, k, true, ct()).muli(1.0 / Math.sqrt(d));   // [B,H,T,T]
+            INDArray att = Gemm.bmm(q, false, k, true, ct());                            // [B,H,T,T]
             if (causalT != t) {
                 final long len = t;
                 causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
@@ -118,11 +119,13 @@ public class CausalSelfAttention extends GptLayerConf {
             // softmax backward, row-wise and in place (dp is ours): datt = p * (dp - sum(dp * p)), the sums as row dot products
             INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
             INDArray rowDots = Nd4j.exec(new Dot(dp2, p2, Nd4j.createUninitialized(dataType, b * nh * t, 1), 1));
-            INDArray datt = dp2.subiColumnVector(rowDots).muli(p2).muli(1.0 / Math.sqrt(d)).reshape(b, nh, t, t);
+            INDArray datt = dp2.subiColumnVector(rowDots).muli(p2).reshape(b, nh, t, t);
 
-            // dq, dk, dv straight into their places in [3,B,H,T,D] (each slice is contiguous), then one copy to [N, 3C]
+            // dq, dk, dv straight into their places in [3,B,H,T,D] (each slice is contiguous), then one copy to [N, 3C];
+            // q was scaled by 1/sqrt(D): its gradient is too (k's is against the scaled q already)
             INDArray dheads = Nd4j.createUninitialized(dataType, 3, b, nh, t, d);
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(0)), datt, false, k, false, ct());
+            dheads.get(NDArrayIndex.point(0)).muli(1.0 / Math.sqrt(d));
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(1)), datt, true, q, false, ct());
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]

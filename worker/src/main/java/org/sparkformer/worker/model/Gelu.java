@@ -14,7 +14,7 @@ public final class Gelu {
 
     /** s = sigmoid(2u), the value backward reuses. */
     public static INDArray sigmoidPart(INDArray a) {
-        INDArray twoU = a.mul(a).muli(K).addi(1.0).muli(a).muli(2 * S);
+        INDArray twoU = a.mul(a).muli(2 * S * K).addi(2 * S).muli(a);     // 2u = a (2S + 2SK a²)
         return Transforms.sigmoid(twoU, false);
     }
 
