@@ -78,8 +78,8 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
             // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
             INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
-            // q carries the 1/sqrt(D) scale: T/C times fewer elements than scaling the scores (and their gradient)
-            q = heads.get(NDArrayIndex.point(0)).muli(1.0 / Math.sqrt(d));
+            // q carries the 1/sqrt(D) scale: [B,H,T,D], T/D times fewer elements than the scores (and their gradient)
+            q = heads.get(NDArrayIndex.point(0)).muli(scale(d));
             k = heads.get(NDArrayIndex.point(1));
             v = heads.get(NDArrayIndex.point(2));
 
@@ -125,7 +125,7 @@ public class CausalSelfAttention extends GptLayerConf {
             // q was scaled by 1/sqrt(D): its gradient is too (k's is against the scaled q already)
             INDArray dheads = Nd4j.createUninitialized(dataType, 3, b, nh, t, d);
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(0)), datt, false, k, false, ct());
-            dheads.get(NDArrayIndex.point(0)).muli(1.0 / Math.sqrt(d));
+            dheads.get(NDArrayIndex.point(0)).muli(scale(d));
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(1)), datt, true, q, false, ct());
             Gemm.bmmInto(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
@@ -136,6 +136,9 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);
             return dx.reshape(b, t, c);
         }
+
+        /** Attention's score scale, 1/sqrt(D). */
+        private static double scale(long d) { return 1.0 / Math.sqrt(d); }
 
         @Override protected void clearCache() { ln = null; h = q = k = v = p = pDropped = attnMask = residMask = y = null; }
     }
