@@ -56,7 +56,7 @@ public final class Gpt {
     }
 
     public static ComputationGraph build(GptConfig c, IUpdater updater, double weightDecay, DataType dataType) {
-        ComputationGraph graph = new ComputationGraph(configuration(c, updater, weightDecay, dataType));
+        ComputationGraph graph = new GptGraph(configuration(c, updater, weightDecay, dataType));
         graph.init();
         checkTying(graph, c);
         return graph;
@@ -64,7 +64,7 @@ public final class Gpt {
 
     /** Rebuilds a network around existing flat parameters (no re-initialisation). */
     public static ComputationGraph build(GptConfig c, IUpdater updater, double weightDecay, DataType dataType, INDArray params) {
-        ComputationGraph graph = new ComputationGraph(configuration(c, updater, weightDecay, dataType));
+        ComputationGraph graph = new GptGraph(configuration(c, updater, weightDecay, dataType));
         graph.init(params.castTo(dataType).reshape(1, params.length()).dup(), false);
         checkTying(graph, c);
         return graph;
