@@ -117,6 +117,10 @@ final class Bench {
         r.put("mode", forwardOnly ? "forward" : "train");
         r.put("tokens_per_s", round(tokensPerSecond));
         r.put("ms_per_step", round(median));
+        // over all timed steps, collector pauses included: the PyTorch peer's tokens_per_s and ms_per_step are these
+        double mean = Arrays.stream(ms).average().orElseThrow();
+        r.put("tokens_per_s_mean", round(tokensPerStep / (mean / 1e3)));
+        r.put("ms_per_step_mean", round(mean));
         r.put("achieved_gflops", round(achieved));
         r.put("gemm_gflops", round(gemm));
         r.put("mfu", round(achieved / gemm));

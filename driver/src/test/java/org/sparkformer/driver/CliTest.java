@@ -98,7 +98,7 @@ class CliTest {
         com.fasterxml.jackson.databind.JsonNode r = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out);
         assertEquals(3, r.path("steps").asInt(), out);
         assertEquals(2, r.path("warmup_steps").asInt(), out);
-        for (String k : List.of("tokens_per_s", "ms_per_step", "achieved_gflops", "gemm_gflops", "mfu", "peak_rss_mb"))
+        for (String k : List.of("tokens_per_s", "ms_per_step", "tokens_per_s_mean", "ms_per_step_mean", "achieved_gflops", "gemm_gflops", "mfu", "peak_rss_mb"))
             assertTrue(r.path(k).asDouble() > 0, k + " in " + out);
         assertTrue(error("bench", "--preset", "tiny", "--warmup", "-1").contains("--warmup"));
     }
