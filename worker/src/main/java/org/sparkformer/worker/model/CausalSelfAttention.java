@@ -83,7 +83,7 @@ public class CausalSelfAttention extends GptLayerConf {
             k = heads.get(NDArrayIndex.point(1));
             v = heads.get(NDArrayIndex.point(2));
 
-            INDArray att = Gemm.bmm(q, false, k, true, ct());                            // [B,H,T,T]
+            INDArray att = Gemm.mm(q, false, k, true, ct());                            // [B,H,T,T]
             if (causalT != t) {
                 final long len = t;
                 causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
@@ -93,7 +93,7 @@ public class CausalSelfAttention extends GptLayerConf {
             p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
             attnMask = dropoutMask(training, b, nh, t, t);
             pDropped = attnMask == null ? p : p.mul(attnMask);
-            INDArray yh = Gemm.bmm(pDropped, false, v, false, ct());                                    // [B,H,T,D]
+            INDArray yh = Gemm.mm(pDropped, false, v, false, ct());                                    // [B,H,T,D]
             y = yh.permute(0, 2, 1, 3).dup('c').reshape(n, c);                        // [N, C]
 
             INDArray out = Gemm.mm(y, false, param(WO), false, ct()).addiRowVector(param(BO));
@@ -114,7 +114,7 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray dy = Gemm.mm(dBranch, false, param(WO), true, ct())
                     .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
 
-            INDArray dpd = Gemm.bmm(dy, false, v, true, ct());                   // [B,H,T,T]
+            INDArray dpd = Gemm.mm(dy, false, v, true, ct());                   // [B,H,T,T]
             INDArray dp = attnMask == null ? dpd : dpd.muli(attnMask);
             // softmax backward, row-wise and in place (dp is ours): datt = p * (dp - sum(dp * p)), the sums as row dot products
             INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
@@ -124,10 +124,10 @@ public class CausalSelfAttention extends GptLayerConf {
             // dq, dk, dv straight into their places in [3,B,H,T,D] (each slice is contiguous), then one copy to [N, 3C];
             // q was scaled by 1/sqrt(D): its gradient is too (k's is against the scaled q already)
             INDArray dheads = Nd4j.createUninitialized(dataType, 3, b, nh, t, d);
-            Gemm.bmmInto(dheads.get(NDArrayIndex.point(0)), datt, false, k, false, ct());
+            Gemm.into(dheads.get(NDArrayIndex.point(0)), datt, false, k, false, ct());
             dheads.get(NDArrayIndex.point(0)).muli(scale(d));
-            Gemm.bmmInto(dheads.get(NDArrayIndex.point(1)), datt, true, q, false, ct());
-            Gemm.bmmInto(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
+            Gemm.into(dheads.get(NDArrayIndex.point(1)), datt, true, q, false, ct());
+            Gemm.into(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
 
             Gemm.into(grad(WQKV), h, true, dqkv, false, ct());

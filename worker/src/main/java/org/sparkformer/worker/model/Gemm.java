@@ -14,14 +14,12 @@ import org.nd4j.linalg.factory.Nd4j;
 public final class Gemm {
     private Gemm() {}
 
-    /** op(a) · op(b) as a new [m, n] row-major matrix. */
+    /** op(a) · op(b) as a new row-major array: [m, n], or batched over leading axes (attention's heads). */
     public static INDArray mm(INDArray a, boolean transA, INDArray b, boolean transB) {
-        long m = transA ? a.size(1) : a.size(0), n = transB ? b.size(0) : b.size(1);
-        INDArray out = Nd4j.createUninitialized(a.dataType(), new long[]{m, n}, 'c');
-        return product(a, transA, b, transB, out);
+        return product(a, transA, b, transB, Nd4j.createUninitialized(a.dataType(), productShape(a, transA, b, transB), 'c'));
     }
 
-    /** out = op(a) · op(b), written into an existing matrix (e.g. a gradient view). */
+    /** out = op(a) · op(b), written into an existing contiguous array (e.g. a gradient view). */
     static void into(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB) {
         product(a, transA, b, transB, out);
     }
@@ -74,18 +72,6 @@ public final class Gemm {
     static void into(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
         if (!narrows(compute, a)) into(out, a, transA, b, transB);
         else out.assign(mm(a.castTo(compute), transA, b.castTo(compute), transB));
-    }
-
-    /** Batched op(a) · op(b) over the leading axes (attention's heads), in {@code compute} precision. */
-    static INDArray bmm(INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
-        if (!narrows(compute, a)) return product(a, transA, b, transB, Nd4j.createUninitialized(a.dataType(), productShape(a, transA, b, transB), 'c'));
-        return Nd4j.matmul(a.castTo(compute), b.castTo(compute), transA, transB, false).castTo(a.dataType());
-    }
-
-    /** out = op(a) · op(b) batched over the leading axes, into an existing contiguous array, in {@code compute} precision. */
-    static void bmmInto(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
-        if (!narrows(compute, a)) product(a, transA, b, transB, out);
-        else out.assign(bmm(a, transA, b, transB, compute));
     }
 
     /** The shape of op(a) · op(b): a's leading (batch) axes, then rows of op(a) by columns of op(b). */
