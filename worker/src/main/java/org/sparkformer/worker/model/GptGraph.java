@@ -26,7 +26,7 @@ public class GptGraph extends ComputationGraph {
         Gradient g = gradient();
         INDArray view = getGradientsViewArray();
         // the graph's gradient is always a DefaultGradient over this very view (ComputationGraph.calcBackpropGradients)
-        if (g != null && view != null && g.gradient().length() == view.length()) g = new OwnView(g, view);
+        if (g != null && view != null) g = new OwnView(g, view);
         return new Pair<>(g, score());
     }
 
