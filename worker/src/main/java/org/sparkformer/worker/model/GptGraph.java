@@ -21,6 +21,29 @@ public class GptGraph extends ComputationGraph {
         super(configuration);
     }
 
+    private INDArray[] labels;
+
+    @Override
+    public void setLabels(INDArray... labels) {
+        super.setLabels(labels);
+        this.labels = labels;       // the same array as the graph's: setLabel(i, x) updates it too
+    }
+
+    /**
+     * Gives the head its labels before the forward pass (DL4J gives them at the head's backward), so that with shards
+     * a helper runs its rows through the head and back down without waiting for the caller to reach the head.
+     */
+    @Override
+    public void computeGradientAndScore() {
+        LmHead.Impl head = getNumOutputArrays() == 1 && labels != null && getOutputLayer(0) instanceof LmHead.Impl h ? h : null;
+        if (head != null) head.labelsBeforeForward(labels[0]);
+        try {
+            super.computeGradientAndScore();
+        } finally {
+            if (head != null) head.labelsBeforeForward(null);
+        }
+    }
+
     @Override
     public Pair<Gradient, Double> gradientAndScore() {
         Gradient g = gradient();

@@ -15,6 +15,7 @@ import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.common.primitives.Pair;
 
+import java.util.ArrayDeque;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -97,8 +98,8 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         else if (s.gradientsFlattened == null) s.setBackpropGradientsViewArray(detached(() -> Nd4j.create(dataType, gradientsFlattened.shape())));
     }
 
-    /** The shape {@code forward} returns for this layer's input. */
-    protected long[] outputShape() { return new long[]{input.size(0), input.size(1), layerConf().outputSize()}; }
+    /** The shape {@code forward} returns for an input of shape {@code in}. */
+    protected long[] outputShape(long[] in) { return new long[]{in[0], in[1], layerConf().outputSize()}; }
 
     /** Whether {@code backward} returns an input gradient (the embedding's input is token ids). */
     protected boolean hasInputGradient() { return true; }
@@ -111,66 +112,191 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         for (int k = 1; k < shards.length; k++) gradientsFlattened.addi(shards[k].gradientsFlattened);
     }
 
-    /**
-     * Shard 0 here, the others on the helpers, without waiting for them: their rows of the output are read next by
-     * the same helper (the next layer's shard) and by nothing else before a backward or an {@code awaitPending}.
-     * Every activation stays in DL4J's activations workspace until the iteration ends, so the rows stay valid.
+    /*
+     * A chain: layers that each read the previous one's output as is and hand their input gradient back to it as is
+     * (the embedding, the blocks, the head). Once a pass has shown the links, the next pass hands the helpers every
+     * layer's forward at the chain's first layer, and every backward from the head down either with them (when the
+     * head has its labels before the forward: GptGraph) or when the caller reaches the head. A helper then runs its
+     * rows through the whole stack without waiting for the caller to reach each layer: layer by layer, a helper that
+     * finished a layer first waited for the caller (which also does DL4J's bookkeeping between layers) and for its own
+     * wake-up, 2.5 of tiny's 41 ms per step. Outputs and input gradients are arrays of the layer's own, kept from step
+     * to step, so that a helper can write its rows of a layer before the caller gets there.
      */
+    private GptLayer<?> prev, next;     // the sharded layer whose output this one read last, and the one that read this one's
+    private boolean nextLinked;         // next's input gradient came back to this layer as its epsilon, as is
+    private INDArray output;
+    private INDArray chainInput;        // the input this pass's shards were given
+    private long seed;                  // this pass's dropout seed; shard k draws its masks from seed + k
+
+    private record Ahead(GptLayer<?> layer, boolean forward) {}
+
+    /** On a calling thread: layers whose helper tasks were queued ahead, in the order the caller reaches them. */
+    private static final ThreadLocal<ArrayDeque<Ahead>> AHEAD = ThreadLocal.withInitial(ArrayDeque::new);
+    /** On a calling thread: the layer whose sharded forward ran last in this pass. */
+    private static final ThreadLocal<GptLayer<?>[]> LAST = ThreadLocal.withInitial(() -> new GptLayer<?>[1]);
+
+    /** Shard 0 here; the helpers' rows were queued with the chain, or are queued now (with this layer's linked successors). */
     private INDArray shardedForward(boolean training) {
+        GptLayer<?>[] last = LAST.get();
+        if (!(reached(true) && input == chainInput)) {
+            dropAhead();
+            link(last[0]);
+            queueForwards(training);
+        }
+        last[0] = this;
         GptLayer<?>[] s = shards();
         long[] at = Shards.bounds(input.size(0), s.length);
-        INDArray out = Nd4j.createUninitialized(dataType, outputShape());
-        boolean dropout = layerConf().getDropout() > 0;
-        long seed = dropout ? Nd4j.getRandom().nextLong() : 0;   // each shard's masks follow the caller's seed
-        Shards.start(s.length, k -> {
-            GptLayer<?> shard = s[k];
-            shard.input = rows(input, at[k], at[k + 1]);
-            prepareShard(shard, at[k], at[k + 1]);
-            if (dropout) Nd4j.getRandom().setSeed(seed + k);
-            Runnable body = () -> rows(out, at[k], at[k + 1]).assign(shard.forward(training));
-            if (k == 0) body.run();
-            else Shards.forwardIn(shard, shard.workspaceId, body);
-        });
+        INDArray in = input, out = output;
+        Shards.here(() -> forwardShard(s[0], at, 0, in, out, training));
         return out;
     }
 
     /**
-     * All shards at once. The input gradient goes to an array of this layer's own, kept from step to step: when the
-     * epsilon is such an array too (the layer above was sharded), nothing here is reused by DL4J before the step ends,
-     * so the helpers are not waited for: each helper's next task (the layer below's shard) is the only reader of its
-     * rows, and the gradients are merged at the next {@link Shards#awaitPending} (the head's score, or {@link #clear}).
-     * An epsilon in one of DL4J's workspaces, which DL4J recycles once this returns, is waited for.
+     * Queues the helpers' rows of this layer's forward and of every linked layer after it up to the head; then the
+     * backwards from the head down too, if the head already has this pass's labels.
+     */
+    private void queueForwards(boolean training) {
+        long[] at = Shards.bounds(input.size(0), Shards.count());
+        INDArray in = input;
+        for (GptLayer<?> l = this; ; l = l.next) {
+            l.chainInput = in;
+            l.seed = l.layerConf().getDropout() > 0 ? Nd4j.getRandom().nextLong() : 0;
+            l.output = l.ownArray(l.output, l.outputShape(in.shape()));
+            GptLayer<?> layer = l;
+            GptLayer<?>[] s = l.shards();
+            INDArray lin = in, out = l.output;
+            Shards.queue(s.length, k -> layer.forwardShard(s[k], at, k, lin, out, training));
+            if (l != this) AHEAD.get().add(new Ahead(l, true));
+            in = l.output;
+            if (!(l.nextLinked && l.next.prev == l)) return;
+            if (l.next instanceof IOutputLayer) {
+                if (l.next.labelsForPass(in)) {
+                    l.next.chainInput = in;
+                    l.next.queueBackwards(null, true);
+                }
+                return;
+            }
+        }
+    }
+
+    private void forwardShard(GptLayer<?> shard, long[] at, int k, INDArray in, INDArray out, boolean training) {
+        shard.input = rows(in, at[k], at[k + 1]);
+        prepareShard(shard, at[k], at[k + 1]);
+        if (layerConf().getDropout() > 0) Nd4j.getRandom().setSeed(seed + k);
+        Runnable body = () -> rows(out, at[k], at[k + 1]).assign(shard.forward(training));
+        if (k == 0) body.run();
+        else Shards.forwardIn(shard, shard.workspaceId, body);
+    }
+
+    /**
+     * An output layer given its labels before the forward pass, for activations {@code lastActivations}: its
+     * backward (and the layers' below) can be queued with the forwards.
+     */
+    protected boolean labelsForPass(INDArray lastActivations) { return false; }
+
+    /**
+     * Shard 0 here; the helpers' rows were queued ahead, or are queued now (with this layer's linked
+     * predecessors). Not waited for when the epsilon is a layer's own input-gradient array: each helper's next task
+     * (the layer below's shard) is the only reader of its rows, and the gradients are merged at the next
+     * {@link Shards#awaitPending} (the head's score, or {@link #clear}). An epsilon in one of DL4J's workspaces, which
+     * DL4J recycles once this returns, is waited for.
      */
     private INDArray shardedBackward(INDArray epsilon) {
+        boolean head = this instanceof IOutputLayer;
+        if (head) {     // its forward runs here, on the last layer's output; the pass's forwards are over
+            GptLayer<?>[] last = LAST.get();
+            link(last[0]);
+            last[0] = null;     // a thread keeps no layer of a network it no longer trains
+        }
+        Ahead first = AHEAD.get().peekFirst();
+        if (reached(false)) {
+            if (epsilon != (next == null ? null : next.inputGradient) || head && (input != chainInput || !labelsForPass(input)))
+                throw new IllegalStateException(layerId() + ": not the input, labels or gradient from above that the "
+                        + "helpers were given: the layers' order changed within a pass");
+        } else {
+            if (first != null && !first.forward())
+                throw new IllegalStateException(layerId() + ": backward reached before " + first.layer().layerId()
+                        + "'s, whose helper rows already ran: the layers' order changed within a pass");
+            dropAhead();
+            if (head) chainInput = input;
+            if (next != null) nextLinked = epsilon != null && epsilon == next.inputGradient;
+            queueBackwards(epsilon, false);
+        }
         GptLayer<?>[] s = shards();
         long[] at = Shards.bounds(input.size(0), s.length);
-        INDArray dx = hasInputGradient() ? inputGradientArray() : null;
-        Shards.start(s.length, k -> {
-            GptLayer<?> shard = s[k];
-            if (this instanceof IOutputLayer) {
-                shard.input = rows(input, at[k], at[k + 1]);
-                prepareShard(shard, at[k], at[k + 1]);
-            }
-            INDArray eps = epsilon == null ? null : rows(epsilon, at[k], at[k + 1]);
-            Runnable body = () -> {
-                INDArray d = shard.backward(eps);
-                if (dx != null) rows(dx, at[k], at[k + 1]).assign(d);
-            };
-            if (k == 0) body.run();
-            else Shards.backwardIn(shard, shard.workspaceId, body);
-        });
+        INDArray dx = hasInputGradient() ? inputGradient : null, in = input;
+        Shards.here(() -> backwardShard(s[0], at, 0, in, epsilon, dx));
         Shards.whenDone(() -> mergeShards(s));
         if (epsilon != null && epsilon.isAttached()) Shards.awaitPending();
         return dx;
     }
 
+    /** Queues the helpers' rows of this layer's backward and of every linked layer before it (all ahead of the caller, or after this one). */
+    private void queueBackwards(INDArray epsilon, boolean ahead) {
+        long[] at = Shards.bounds(chainInput.size(0), Shards.count());
+        INDArray eps = epsilon;
+        for (GptLayer<?> l = this; ; l = l.prev) {
+            INDArray dx = l.hasInputGradient() ? l.inputGradient = l.ownArray(l.inputGradient, l.chainInput.shape()) : null;
+            GptLayer<?> layer = l;
+            GptLayer<?>[] s = l.shards();
+            INDArray in = l.chainInput, e = eps;
+            Shards.queue(s.length, k -> layer.backwardShard(s[k], at, k, in, e, dx));
+            if (ahead || l != this) AHEAD.get().add(new Ahead(l, false));
+            eps = dx;
+            if (l.prev == null || !l.prev.nextLinked || l.prev.next != l) return;
+        }
+    }
+
+    private void backwardShard(GptLayer<?> shard, long[] at, int k, INDArray in, INDArray epsilon, INDArray dx) {
+        if (this instanceof IOutputLayer) {     // its forward runs in its backward
+            shard.input = rows(in, at[k], at[k + 1]);
+            prepareShard(shard, at[k], at[k + 1]);
+        }
+        INDArray eps = epsilon == null ? null : rows(epsilon, at[k], at[k + 1]);
+        Runnable body = () -> {
+            INDArray d = shard.backward(eps);
+            if (dx != null) rows(dx, at[k], at[k + 1]).assign(d);
+        };
+        if (k == 0) body.run();
+        else Shards.backwardIn(shard, shard.workspaceId, body);
+    }
+
+    /** Whether the next layer queued ahead is this one, in this direction (then it is taken off the queue). */
+    private boolean reached(boolean forward) {
+        Ahead a = AHEAD.get().peekFirst();
+        if (a == null || a.layer() != this || a.forward() != forward) return false;
+        AHEAD.get().removeFirst();
+        return true;
+    }
+
+    /** Layers queued ahead that the caller did not reach in order (a pass cut short): waits for their helper rows, forgets them. */
+    private static void dropAhead() {
+        ArrayDeque<Ahead> ahead = AHEAD.get();
+        if (ahead.isEmpty()) return;
+        ahead.clear();
+        Shards.awaitPending();
+    }
+
+    /** This layer reads {@code last}'s output as is: they are linked (confirmed by the backward, see nextLinked). */
+    private void link(GptLayer<?> last) {
+        GptLayer<?> p = last != null && last != this && last.output != null && input == last.output ? last : null;
+        if (prev != null && prev != p && prev.next == this) {
+            prev.next = null;
+            prev.nextLinked = false;
+        }
+        prev = p;
+        if (p != null && p.next != this) {
+            p.next = this;
+            p.nextLinked = false;
+        }
+    }
+
     private INDArray inputGradient;
 
-    /** This layer's input-gradient array for the current input's shape, outside every workspace (DL4J passes it on as is). */
-    private INDArray inputGradientArray() {
-        if (inputGradient == null || !java.util.Arrays.equals(inputGradient.shape(), input.shape()) || inputGradient.dataType() != dataType)
-            inputGradient = detached(() -> Nd4j.createUninitialized(dataType, input.shape(), 'c'));
-        return inputGradient;
+    /** {@code current} if it has this shape and the layer's type, else a new array outside every workspace (DL4J passes it on as is). */
+    private INDArray ownArray(INDArray current, long[] shape) {
+        if (current != null && java.util.Arrays.equals(current.shape(), shape) && current.dataType() == dataType) return current;
+        return detached(() -> Nd4j.createUninitialized(dataType, shape, 'c'));
     }
 
     /** Rows [from, to) of the first axis, as a view. */

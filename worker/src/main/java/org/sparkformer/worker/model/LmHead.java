@@ -238,6 +238,18 @@ public class LmHead extends GptLayerConf {
             return Nd4j.create(perExample, new long[]{b, 1}, dataType);
         }
 
+        /** This pass's labels, given before its forward pass ({@link GptGraph}); null outside such a pass. */
+        private INDArray passLabels;
+
+        void labelsBeforeForward(INDArray labels) {
+            passLabels = labels;
+            if (labels != null) this.labels = labels;
+        }
+
+        @Override protected boolean labelsForPass(INDArray lastActivations) {
+            return passLabels != null && labels == passLabels && passLabels.size(0) == lastActivations.size(0);
+        }
+
         @Override public boolean needsLabels() { return true; }
         @Override public void setLabels(INDArray labels) { this.labels = labels; }
         @Override public INDArray getLabels() { return labels; }

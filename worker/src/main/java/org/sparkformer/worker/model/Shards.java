@@ -26,11 +26,11 @@ import java.util.function.IntConsumer;
  * sequences, computes them at once on K threads (the caller and K-1 helpers), every native op on one core, and
  * sums the shards' parameter gradients: the same gradient as the whole batch, summed in a different order.
  * Why: on 2 cores, splitting every ND4J op over two OpenMP threads and every product over two OpenBLAS threads
- * costs a hand-over per op (hundreds per step, each a futex wake-up or a sched_yield spin); two shards hand over
- * a few times per layer instead (docs/PERFORMANCE.md has the numbers). Between passes the helpers also take their
- * share of the optimizer's step ({@link #split}). Nothing waits for the helpers until the head's
- * score (or a layer's clear) calls {@link #awaitPending}: each helper runs its shard of every layer's forward and
- * backward in order, and the gradient merges wait for them there.
+ * costs a hand-over per op (hundreds per step, each a futex wake-up or a sched_yield spin); with shards a helper
+ * is handed its rows of every layer of a pass at once (GptLayer's chain; docs/PERFORMANCE.md has the numbers).
+ * Between passes the helpers also take their share of the optimizer's step ({@link #split}). Nothing waits for
+ * the helpers until the head's score (or a layer's clear) calls {@link #awaitPending}: each helper runs its shard of
+ * every layer's forward and backward in order, and the gradient merges wait for them there.
  *
  * <p>A helper computes in workspaces of its own, one per layer shard, opened by the forward pass and closed by the
  * backward pass (a chain: the last opened is the first closed), and one for the temporaries of every backward, so
@@ -98,6 +98,12 @@ public final class Shards {
      * rethrows its failure.
      */
     static void start(int k, IntConsumer task) {
+        queue(k, task);
+        here(() -> task.accept(0));
+    }
+
+    /** Hands task(i) to helper i, for i in 1..k-1, behind what they were given before; returns at once. */
+    static void queue(int k, IntConsumer task) {
         ThreadPoolExecutor[] helpers = HELPERS.get();
         List<Future<?>> pending = PENDING.get();
         AtomicBoolean failed = FAILED.get();
@@ -113,8 +119,12 @@ public final class Shards {
                 }
             }));
         }
+    }
+
+    /** Runs the calling thread's shard of a pass; if it fails, waits for the helpers (dropping the merges) and rethrows. */
+    static void here(Runnable shard0) {
         try {
-            task.accept(0);
+            shard0.run();
         } catch (RuntimeException | Error e) {
             AFTER.get().clear();     // a failed pass's gradients are not merged: wait for the helpers only
             try {
@@ -124,6 +134,11 @@ public final class Shards {
             }
             throw e;
         }
+    }
+
+    /** Tasks handed to the calling thread's helpers since the last {@link #awaitPending}, done or not. */
+    static int handedOver() {
+        return PENDING.get().size();
     }
 
     /**

@@ -96,8 +96,10 @@ public class TokenEmbedding extends GptLayerConf {
         }
 
         @Override
-        protected long[] outputShape() {
-            return new long[]{input.size(0), input.length() / input.size(0), layerConf().nEmbd};
+        protected long[] outputShape(long[] in) {
+            long t = 1;
+            for (int i = 1; i < in.length; i++) t *= in[i];
+            return new long[]{in[0], t, layerConf().nEmbd};
         }
 
         @Override

@@ -1,6 +1,8 @@
 package org.sparkformer.worker.model;
 
+import org.deeplearning4j.nn.api.Model;
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.optimize.api.BaseTrainingListener;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -12,6 +14,9 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Adam;
 import org.nd4j.linalg.learning.config.NoOp;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -91,6 +96,42 @@ class ShardsTest {
         }
         assertNotEquals(0.0, after[0].sub(Gpt.build(c, new Adam(1e-2), 0, DataType.DOUBLE).params()).amaxNumber().doubleValue());
         assertEquals(0.0, after[0].sub(after[1]).amaxNumber().doubleValue(), 1e-9);
+    }
+
+    /**
+     * Once a pass has shown the layers' chain, the next hands a helper every forward at the first layer and, with
+     * GptGraph's labels before the forward, every backward too; a plain ComputationGraph's backwards go at the head.
+     * Either way each pass gives the whole batch's gradient, also when the batch size changes.
+     */
+    @Test void laterPassesHandTheHelperTheWholeChain() {
+        GptConfig c = GradientCheckTest.small(true, GptConfig.Positional.LEARNED);
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        ComputationGraph plain = new ComputationGraph(g.getConfiguration().clone());
+        plain.init(g.params().dup(), false);
+        int layers = g.getLayers().length;     // the embedding, two per block, the head
+        for (ComputationGraph graph : new ComputationGraph[]{g, plain}) {
+            List<Integer> handedOverByForwardEnd = new ArrayList<>();
+            graph.setListeners(new BaseTrainingListener() {
+                @Override public void onForwardPass(Model model, Map<String, INDArray> activations) {
+                    handedOverByForwardEnd.add(Shards.handedOver());
+                }
+            });
+            for (int b : new int[]{4, 4, 4, 3}) {
+                INDArray in = ids(10 + b, b, 6, c.vocabSize), labels = ids(20 + b, b, 6, c.vocabSize);
+                Object[] whole = pass(graph, in, labels, 1);
+                assertSameGradient(whole, pass(graph, in, labels, 2), graph.getClass().getSimpleName() + ", batch " + b);
+            }
+            // a training forward cut short after the first block: the later layers' helper rows ran for nothing
+            INDArray in = ids(30, 4, 6, c.vocabSize), labels = ids(31, 4, 6, c.vocabSize);
+            Shards.use(2);
+            graph.feedForward(in, 2, true);
+            Object[] whole = pass(graph, in, labels, 1);
+            assertSameGradient(whole, pass(graph, in, labels, 2), graph.getClass().getSimpleName() + ", after a pass cut short");
+            handedOverByForwardEnd.remove(handedOverByForwardEnd.size() - 1);
+            int ahead = graph instanceof GptGraph ? 2 * layers - 1 : layers - 1;
+            assertEquals(List.of(layers - 1, ahead, ahead, ahead), handedOverByForwardEnd.stream()
+                    .filter(n -> n > 0).toList(), graph.getClass().getSimpleName());
+        }
     }
 
     @Test void aShardsFailureReachesTheCallerAndTheNextPassWorks() {
