@@ -29,6 +29,12 @@ public class GptGraph extends ComputationGraph {
         this.labels = labels;       // the same array as the graph's: setLabel(i, x) updates it too
     }
 
+    @Override
+    public void clear() {
+        super.clear();
+        labels = null;
+    }
+
     /**
      * Gives the head its labels before the forward pass (DL4J gives them at the head's backward), so that with shards
      * a helper runs its rows through the head and back down without waiting for the caller to reach the head.

@@ -124,7 +124,7 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
      */
     private GptLayer<?> prev, next;     // the sharded layer whose output this one read last, and the one that read this one's
     private boolean nextLinked;         // next's input gradient came back to this layer as its epsilon, as is
-    private INDArray output;
+    private INDArray output;            // this layer's sharded output, written by every shard
     private INDArray chainInput;        // the input this pass's shards were given
     private long seed;                  // this pass's dropout seed; shard k draws its masks from seed + k
 

@@ -93,16 +93,10 @@ public final class Shards {
     }
 
     /**
-     * Runs task(0) on the calling thread and hands task(i) to helper i without waiting for it: a pass whose helper
-     * rows only the same helper reads next (its tasks run in order). The next {@link #awaitPending} waits for it and
-     * rethrows its failure.
+     * Hands task(i) to helper i, for i in 1..k-1, behind what they were given before, without waiting: a pass whose
+     * helper rows only the same helper reads next (its tasks run in order). The next {@link #awaitPending} waits for
+     * them and rethrows the first failure.
      */
-    static void start(int k, IntConsumer task) {
-        queue(k, task);
-        here(() -> task.accept(0));
-    }
-
-    /** Hands task(i) to helper i, for i in 1..k-1, behind what they were given before; returns at once. */
     static void queue(int k, IntConsumer task) {
         ThreadPoolExecutor[] helpers = HELPERS.get();
         List<Future<?>> pending = PENDING.get();

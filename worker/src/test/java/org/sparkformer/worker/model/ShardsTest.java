@@ -36,6 +36,12 @@ class ShardsTest {
         return Nd4j.create(a);
     }
 
+    /** A pass as a layer runs one: task(0) on this thread, the others handed to the helpers. */
+    private static void start(int k, java.util.function.IntConsumer task) {
+        Shards.queue(k, task);
+        Shards.here(() -> task.accept(0));
+    }
+
     /** The flattened gradient (a copy) and the score of one pass, in {@code shards} shards. */
     static Object[] pass(ComputationGraph g, INDArray in, INDArray labels, int shards) {
         Shards.use(shards);
@@ -153,16 +159,16 @@ class ShardsTest {
     @Test void aFailedHelperTaskSkipsTheRestOfItsPass() {
         Shards.use(2);
         java.util.concurrent.atomic.AtomicInteger ran = new java.util.concurrent.atomic.AtomicInteger();
-        Shards.start(2, k -> {
+        start(2, k -> {
             if (k == 1) throw new IllegalStateException("first layer failed on the helper");
         });
-        Shards.start(2, k -> {
+        start(2, k -> {
             if (k == 1) ran.incrementAndGet();
         });
         IllegalStateException e = assertThrows(IllegalStateException.class, Shards::awaitPending);
         assertEquals("first layer failed on the helper", e.getMessage());
         assertEquals(0, ran.get(), "a task queued after the failure ran");
-        Shards.start(2, k -> {
+        start(2, k -> {
             if (k == 1) ran.incrementAndGet();
         });
         Shards.awaitPending();
@@ -206,7 +212,7 @@ class ShardsTest {
         assertEquals(1, ranges.size(), "small: whole on the caller");
 
         ranges.clear();
-        Shards.start(2, k -> {
+        start(2, k -> {
             if (k == 0) Shards.split(n, (from, to) -> ranges.put(Thread.currentThread().getName(), new long[]{from, to}));
         });
         Shards.awaitPending();
