@@ -9,6 +9,7 @@ import org.sparkformer.worker.generate.NextToken;
 import org.sparkformer.worker.generate.Recompute;
 import org.sparkformer.worker.generate.Sampler;
 import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.nd4j.Nd4jTuning;
 import org.sparkformer.worker.tokenizer.StreamingDecoder;
 
 import java.io.FileInputStream;
@@ -38,6 +39,7 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
+        Nd4jTuning.install();      // before ND4J's first use: it reads these when it starts
         int code;
         try {
             code = run(args, System.out);

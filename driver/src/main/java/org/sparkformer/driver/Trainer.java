@@ -30,6 +30,7 @@ import org.sparkformer.worker.model.LossScaler;
 import org.sparkformer.worker.model.IterationSync;
 import org.sparkformer.worker.model.Gpt;
 import org.sparkformer.worker.model.GptConfig;
+import org.sparkformer.worker.nd4j.Nd4jTuning;
 import org.sparkformer.worker.tokenizer.CharTokenizer;
 import org.sparkformer.worker.tokenizer.Tokenizer;
 import org.apache.spark.util.SerializableConfiguration;
@@ -488,6 +489,9 @@ public final class Trainer {
         conf.setIfMissing("spark.executorEnv.OPENBLAS_THREAD_TIMEOUT", "22");
         // executors in their own JVMs need what the driver's JVM needs on Java 17 (Spark's reflection into java.base)
         conf.setIfMissing("spark.executor.extraJavaOptions", JAVA17_FLAGS);
+        // and ND4J's caching classes the driver has (CPU builds), unless the options name their own
+        String tuning = Nd4jTuning.javaOptions(conf.get("spark.executor.extraJavaOptions"));
+        if (!tuning.isEmpty()) conf.set("spark.executor.extraJavaOptions", conf.get("spark.executor.extraJavaOptions") + " " + tuning);
         // Kryo, with ND4J's registrator so INDArrays (DL4J's averaging results) serialise by their buffers
         conf.setIfMissing("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
         conf.setIfMissing("spark.kryo.registrator", "org.nd4j.kryo.Nd4jRegistrator");

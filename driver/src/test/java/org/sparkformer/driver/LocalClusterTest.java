@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,11 +54,12 @@ class LocalClusterTest {
     static SparkConf cluster() {
         String home = System.getenv("SPARK_HOME");
         Assumptions.assumeTrue(home != null && Files.isDirectory(Path.of(home, "jars")), "no SPARK_HOME/jars (run through Maven)");
-        return Trainer.sparkConf("local-cluster[2,1,1536]")
+        SparkConf c = Trainer.sparkConf("local-cluster[2,1,1536]")
                 .set("spark.executor.memory", "1g")
                 .set("spark.executor.extraClassPath", System.getProperty("java.class.path"))   // our classes, as the app jar would
-                .set("spark.executorEnv.OMP_NUM_THREADS", "1")
-                .set("spark.executor.extraJavaOptions", Trainer.JAVA17_FLAGS + " -Dlog4j2.configurationFile=" + System.getProperty("log4j2.configurationFile"));
+                .set("spark.executorEnv.OMP_NUM_THREADS", "1");
+        return c.set("spark.executor.extraJavaOptions", c.get("spark.executor.extraJavaOptions") + " -Dlog4j2.configurationFile="
+                + System.getProperty("log4j2.configurationFile"));
     }
 
     /** Both executors train; each replica learns the (fake) GPU Spark assigned it, logs it and stays on the CPU. */
@@ -83,6 +85,10 @@ class LocalClusterTest {
         // the executors' native thread settings are the launcher's (Trainer.sparkConf's executorEnv defaults)
         assertEquals(List.of("PASSIVE 22", "PASSIVE 22"), sc.parallelize(List.of(1, 2), 2)
                 .map(i -> System.getenv("OMP_WAIT_POLICY") + " " + System.getenv("OPENBLAS_THREAD_TIMEOUT")).collect());
+        // and ND4J's caching classes (Nd4jTuning through Trainer.sparkConf's executor options)
+        assertEquals(List.of("CachedTadOpExecutioner CachedShapeInfoProvider", "CachedTadOpExecutioner CachedShapeInfoProvider"),
+                sc.parallelize(List.of(1, 2), 2).map(i -> Nd4j.getExecutioner().getClass().getSimpleName() + " "
+                        + Nd4j.getShapeInfoProvider().getClass().getSimpleName()).collect());
     }
 
     /** A process's full command line (ProcessHandle truncates long ones): /proc/PID/cmdline, NULs as spaces. */

@@ -137,18 +137,21 @@ public class LmHead extends GptLayerConf {
             boolean distill = labels.rank() == 3;
             INDArray hard = distill ? labels.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0)) : labels;
             int[] y = hard.castTo(DataType.INT32).reshape(n).toIntVector();
-            INDArray z = logits.subColumnVector(logits.max(true, 1));
+            INDArray z = dense(logits.subColumnVector(logits.max(true, 1)));
             INDArray e = Transforms.exp(z, true);
             INDArray sum = e.sum(true, 1);
-            INDArray logSum = Transforms.log(sum, true);
+            INDArray logSum = dense(Transforms.log(sum, true));
+            // per position through the buffers: getDouble(i, j) and putScalar build index arrays on every call
+            DataBuffer zs = z.data(), logSums = logSum.data();
+            long v = layerConf().vocabSize;
             double total = 0;
             for (int i = 0; i < n; i++) {
-                if (y[i] < 0 || y[i] >= layerConf().vocabSize)
-                    throw new IllegalArgumentException("label " + y[i] + " outside vocabulary");
-                total += logSum.getDouble(i, 0) - z.getDouble(i, y[i]);
+                if (y[i] < 0 || y[i] >= v) throw new IllegalArgumentException("label " + y[i] + " outside vocabulary");
+                total += logSums.getDouble(i) - zs.getDouble(i * v + y[i]);
             }
             INDArray probs = e.diviColumnVector(sum);
-            for (int i = 0; i < n; i++) probs.putScalar(i, y[i], probs.getDouble(i, y[i]) - 1.0);
+            DataBuffer ps = probs.data();
+            for (int i = 0; i < n; i++) ps.put(i * v + y[i], ps.getDouble(i * v + y[i]) - 1.0);
             dlogits = probs.divi(mean);
             double loss = total / mean;
             if (distill) {
@@ -167,6 +170,11 @@ public class LmHead extends GptLayerConf {
             cachedLabels = labels;
             cachedLoss = loss;
             return cachedLoss;
+        }
+
+        /** a, or a row-major copy when a is a view: element [i, j] of the result is its buffer's i * columns + j. */
+        private static INDArray dense(INDArray a) {
+            return a.isView() || a.ordering() != 'c' || a.offset() != 0 ? a.dup('c') : a;
         }
 
         private static INDArray logSoftmax(INDArray z) {
