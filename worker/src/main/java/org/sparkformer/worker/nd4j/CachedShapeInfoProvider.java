@@ -6,7 +6,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.cpu.nativecpu.DirectShapeInfoProvider;
 
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * ND4J's CPU shape-info provider with a cache on the path every new array takes. ND4J caches shape descriptors only
@@ -14,24 +13,21 @@ import java.util.concurrent.ConcurrentHashMap;
  * a native call, two native pointers and a buffer that its deallocator thread tracks until a collection frees it.
  * Shape infos are immutable constants (ND4J shares them through its own cache), so arrays of one shape share one.
  * Chosen with {@code -Dshapeinfoprovider=org.sparkformer.worker.nd4j.CachedShapeInfoProvider} (ND4J reads its
- * providers from system properties at start-up; the launchers and executors pass it).
+ * classes from system properties at start-up; {@link Nd4jTuning} sets them).
  */
 public class CachedShapeInfoProvider extends DirectShapeInfoProvider {
-    /** Distinct shapes kept; when exceeded the cache starts again (shapes that vary without end cannot grow it). */
+    /** Distinct shapes kept (then the cache starts again). */
     static final int MAX_SHAPES = 4096;
 
-    private volatile ConcurrentHashMap<Key, Pair<DataBuffer, long[]>> cache = new ConcurrentHashMap<>();
+    private final RestartingCache<Key, Pair<DataBuffer, long[]>> cache = new RestartingCache<>(MAX_SHAPES);
 
     @Override
     public Pair<DataBuffer, long[]> createShapeInformation(long[] shape, long[] stride, long elementWiseStride, char order,
                                                            DataType dataType, boolean empty) {
-        ConcurrentHashMap<Key, Pair<DataBuffer, long[]>> c = cache;
-        Key probe = new Key(shape, stride, elementWiseStride, order, dataType, empty);
-        Pair<DataBuffer, long[]> hit = c.get(probe);
+        Pair<DataBuffer, long[]> hit = cache.get(new Key(shape, stride, elementWiseStride, order, dataType, empty));
         if (hit != null) return hit;
         Pair<DataBuffer, long[]> made = super.createShapeInformation(shape, stride, elementWiseStride, order, dataType, empty);
-        if (c.size() >= MAX_SHAPES) cache = c = new ConcurrentHashMap<>();
-        c.putIfAbsent(new Key(shape.clone(), stride.clone(), elementWiseStride, order, dataType, empty), made);
+        cache.put(new Key(shape.clone(), stride.clone(), elementWiseStride, order, dataType, empty), made);
         return made;
     }
 
@@ -41,34 +37,19 @@ public class CachedShapeInfoProvider extends DirectShapeInfoProvider {
     @Override
     public void purgeCache() {
         super.purgeCache();
-        cache = new ConcurrentHashMap<>();
+        cache.clear();
     }
 
     /** Everything a shape info encodes; the arrays compared by content. */
-    private static final class Key {
-        final long[] shape, stride;
-        final long ews;
-        final char order;
-        final DataType type;
-        final boolean empty;
-        final int hash;
-
-        Key(long[] shape, long[] stride, long ews, char order, DataType type, boolean empty) {
-            this.shape = shape;
-            this.stride = stride;
-            this.ews = ews;
-            this.order = order;
-            this.type = type;
-            this.empty = empty;
-            this.hash = ((Arrays.hashCode(shape) * 31 + Arrays.hashCode(stride)) * 31 + Long.hashCode(ews)) * 31
+    private record Key(long[] shape, long[] stride, long ews, char order, DataType type, boolean empty) {
+        @Override public int hashCode() {
+            return ((Arrays.hashCode(shape) * 31 + Arrays.hashCode(stride)) * 31 + Long.hashCode(ews)) * 31
                     + order * 7 + type.ordinal() * 2 + (empty ? 1 : 0);
         }
 
-        @Override public int hashCode() { return hash; }
-
         @Override public boolean equals(Object o) {
-            return o instanceof Key k && k.hash == hash && k.ews == ews && k.order == order && k.type == type
-                    && k.empty == empty && Arrays.equals(k.shape, shape) && Arrays.equals(k.stride, stride);
+            return o instanceof Key k && k.ews == ews && k.order == order && k.type == type && k.empty == empty
+                    && Arrays.equals(k.shape, shape) && Arrays.equals(k.stride, stride);
         }
     }
 }

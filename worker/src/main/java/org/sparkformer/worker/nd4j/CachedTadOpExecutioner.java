@@ -5,29 +5,26 @@ import org.nd4j.linalg.api.shape.TadPack;
 import org.nd4j.linalg.cpu.nativecpu.ops.NativeOpExecutioner;
 
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * ND4J's CPU op executioner with the tensor-along-dimension packs that row- and column-wise ops need kept per
  * shape. libnd4j caches each pack natively and for good, but ND4J wrapped it in two new tracked buffers on every
  * broadcast and reduction (a native call and a pointer each, then work for the collector and the deallocator thread).
- * Chosen with {@code -Dopexec=org.sparkformer.worker.nd4j.CachedTadOpExecutioner}.
+ * Chosen with {@code -Dopexec=org.sparkformer.worker.nd4j.CachedTadOpExecutioner} ({@link Nd4jTuning} sets it).
  */
 public class CachedTadOpExecutioner extends NativeOpExecutioner {
-    /** Distinct (shape, dimensions) pairs kept; when exceeded the cache starts again. */
+    /** Distinct (shape, dimensions) pairs kept (then the cache starts again). */
     static final int MAX_PACKS = 4096;
 
-    private volatile ConcurrentHashMap<Key, TadPack> packs = new ConcurrentHashMap<>();
+    private final RestartingCache<Key, TadPack> packs = new RestartingCache<>(MAX_PACKS);
 
     @Override
     public TadPack tadShapeInfoAndOffsets(INDArray array, int[] dimension) {
-        ConcurrentHashMap<Key, TadPack> c = packs;
         long[] shapeInfo = array.shapeInfoJava();
-        TadPack hit = c.get(new Key(shapeInfo, dimension));
+        TadPack hit = packs.get(new Key(shapeInfo, dimension));
         if (hit != null) return hit;
         TadPack made = super.tadShapeInfoAndOffsets(array, dimension);
-        if (c.size() >= MAX_PACKS) packs = c = new ConcurrentHashMap<>();
-        c.putIfAbsent(new Key(shapeInfo.clone(), dimension.clone()), made);
+        packs.put(new Key(shapeInfo.clone(), dimension.clone()), made);
         return made;
     }
 
