@@ -32,9 +32,14 @@ public final class GlobalNormClipping extends BaseTrainingListener implements Se
     @Override public void onGradientCalculation(Model model) {
         INDArray g = model.getGradientsViewArray();
         if (g == null) return;
-        lastNorm = g.norm2Number().doubleValue();
+        // in ranges over the shards' helper threads, idle between passes (Shards.split)
+        lastNorm = Math.sqrt(Shards.sum(g, part -> {
+            double n = part.norm2Number().doubleValue();
+            return n * n;
+        }));
         if (sink != null) sink.accept(lastNorm);
-        if (maxNorm > 0 && lastNorm > maxNorm) g.muli(maxNorm / (lastNorm + 1e-6));
+        double scale = maxNorm / (lastNorm + 1e-6);
+        if (maxNorm > 0 && lastNorm > maxNorm) Shards.splitPair(g, g, (part, same) -> part.muli(scale));
     }
 
     public double lastNorm() { return lastNorm; }

@@ -8,6 +8,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.learning.config.IUpdater;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * The GPT as a DL4J ComputationGraph of our own layers:
  * idx [B,T] -> emb -> (attn_i -> mlp_i) x L -> head (LN_f, LM head, cross-entropy) -> logits [B,T,V].
@@ -34,25 +37,34 @@ public final class Gpt {
                 .miniBatch(false)   // our loss is already a mean: no second division by the batch size
                 .trainingWorkspaceMode(WorkspaceMode.ENABLED)
                 .inferenceWorkspaceMode(WorkspaceMode.ENABLED);
-        if (weightDecay > 0) nn.weightDecay(weightDecay, true);
         ComputationGraphConfiguration.GraphBuilder g = nn.graphBuilder().addInputs(INPUT);
 
         TokenEmbedding emb = new TokenEmbedding(EMBEDDING, c);
-        g.addLayer(EMBEDDING, emb, INPUT);
+        g.addLayer(EMBEDDING, decayed(emb, weightDecay), INPUT);
         long paramsBeforeHead = emb.initializer().numParams(emb);
         String prev = EMBEDDING;
         for (int i = 0; i < c.nLayer; i++) {
             GptLayerConf attn = new CausalSelfAttention(attention(i), c).computeIn(c.dtype);
             GptLayerConf mlp = new MlpBlock(mlp(i), c).computeIn(c.dtype);
-            g.addLayer(attention(i), attn, prev);
-            g.addLayer(mlp(i), mlp, attention(i));
+            g.addLayer(attention(i), decayed(attn, weightDecay), prev);
+            g.addLayer(mlp(i), decayed(mlp, weightDecay), attention(i));
             prev = mlp(i);
             paramsBeforeHead += attn.initializer().numParams(attn) + mlp.initializer().numParams(mlp);
         }
         // wte is the first parameter of the first layer in topological order: the very start of the flat vector
-        g.addLayer(HEAD, new LmHead(HEAD, c, -paramsBeforeHead).computeIn(c.dtype), prev);
+        g.addLayer(HEAD, decayed(new LmHead(HEAD, c, -paramsBeforeHead).computeIn(c.dtype), weightDecay), prev);
         g.setOutputs(HEAD);
         return g.build();
+    }
+
+    /**
+     * The layer with decoupled weight decay on its matrices, set on the layer itself: set globally (the builder's
+     * weightDecay), DL4J M2.1 copies the global list into each layer and then appends it again (configureLayer, then
+     * LayerValidation), so every matrix was decayed twice per step.
+     */
+    private static GptLayerConf decayed(GptLayerConf layer, double weightDecay) {
+        if (weightDecay > 0) layer.setRegularization(new ArrayList<>(List.of(new ShardedWeightDecay(weightDecay, true))));
+        return layer;
     }
 
     public static ComputationGraph build(GptConfig c, IUpdater updater, double weightDecay, DataType dataType) {

@@ -107,9 +107,9 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
     /** Gives a shard what else its rows need (the head: their labels). */
     protected void prepareShard(GptLayer<?> shard, long from, long to) {}
 
-    /** After a sharded backward: sums shards 1..K-1's gradients into this layer's. */
+    /** After a sharded backward: sums shards 1..K-1's gradients into this layer's, in ranges split over the helpers. */
     protected void mergeShards(GptLayer<?>[] shards) {
-        for (int k = 1; k < shards.length; k++) gradientsFlattened.addi(shards[k].gradientsFlattened);
+        for (int k = 1; k < shards.length; k++) Shards.splitPair(gradientsFlattened, shards[k].gradientsFlattened, INDArray::addi);
     }
 
     /*

@@ -17,9 +17,9 @@ public final class LayerNorm {
 
     /** y = (x - mean) / sqrt(var + eps) * g + b.  x [N,C], g,b [1,C] or [C]; returns y [N,C] and fills cache[0]. */
     public static INDArray forward(INDArray x, INDArray g, INDArray b, Cache[] cache) {
-        INDArray mean = x.mean(true, 1);                         // [N,1]
+        INDArray mean = Gemm.rowMeans(x, null);                  // [N,1]
         INDArray xc = x.subColumnVector(mean);                   // [N,C]
-        INDArray var = xc.mul(xc).mean(true, 1);                 // [N,1]
+        INDArray var = Gemm.rowMeans(xc.mul(xc), null);          // [N,1]
         INDArray rstd = Transforms.pow(var.addi(EPS), -0.5, false);
         INDArray xhat = xc.muliColumnVector(rstd);
         if (cache != null) cache[0] = new Cache(xhat, rstd);
@@ -29,15 +29,16 @@ public final class LayerNorm {
     /**
      * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * g;
      * dg = sum_n dy * xhat; db = sum_n dy. Writes dg, db into the given gradient views.
+     * The row means are products with g: mean(dxhat) = dy · gᵀ / C, mean(dxhat * xhat) = (dy * xhat) · gᵀ / C.
      */
     public static INDArray backward(INDArray dy, Cache cache, INDArray g, INDArray dgOut, INDArray dbOut) {
-        INDArray xhat = cache.xhat();
-        Gemm.columnSums(dy.mul(xhat), dgOut);
+        INDArray xhat = cache.xhat(), gRow = row(g);
+        INDArray dyXhat = dy.mul(xhat);
+        Gemm.columnSums(dyXhat, dgOut);
         Gemm.columnSums(dy, dbOut);
-        INDArray dxhat = dy.mulRowVector(row(g));
-        INDArray meanDxhat = dxhat.mean(true, 1);
-        INDArray meanDxhatXhat = dxhat.mul(xhat).mean(true, 1);
-        return dxhat.subiColumnVector(meanDxhat)
+        INDArray meanDxhat = Gemm.rowMeans(dy, gRow);
+        INDArray meanDxhatXhat = Gemm.rowMeans(dyXhat, gRow);
+        return dy.mulRowVector(gRow).subiColumnVector(meanDxhat)
                 .subi(xhat.mulColumnVector(meanDxhatXhat))
                 .muliColumnVector(cache.rstd());
     }

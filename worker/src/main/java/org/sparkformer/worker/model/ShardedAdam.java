@@ -2,7 +2,6 @@ package org.sparkformer.worker.model;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.learning.AdamUpdater;
 import org.nd4j.linalg.learning.GradientUpdater;
 import org.nd4j.linalg.learning.config.Adam;
@@ -60,20 +59,16 @@ public class ShardedAdam extends Adam {
         @Override public void applyUpdater(INDArray gradient, int iteration, int epoch) {
             Adam c = adam.getConfig();
             double lr = c.getLearningRate(iteration, epoch);
-            INDArray g = flat(gradient), m = flat(adam.getM()), v = flat(adam.getV());
+            INDArray g = vector(gradient), m = vector(adam.getM()), v = vector(adam.getV());
             Shards.split(g.length(), (from, to) -> Nd4j.exec(new org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater(
-                    part(g, from, to), part(v, from, to), part(m, from, to), lr, c.getBeta1(), c.getBeta2(), c.getEpsilon(), iteration)));
-        }
-
-        /** Elements [from, to) of a flat array: the array itself when whole (most blocks: no view to make each step). */
-        private static INDArray part(INDArray a, long from, long to) {
-            return from == 0 && to == a.length() ? a : a.get(NDArrayIndex.interval(from, to));
+                    Shards.part(g, from, to), Shards.part(v, from, to), Shards.part(m, from, to), lr, c.getBeta1(), c.getBeta2(),
+                    c.getEpsilon(), iteration)));
         }
 
         /** The array as a vector: as it is already (DL4J's block views and Adam's state are), or reshaped. */
-        private static INDArray flat(INDArray a) {
+        private static INDArray vector(INDArray a) {
             if (a == null) throw new IllegalStateException("Updater has not been initialized with view state");
-            return a.rank() == 1 ? a : a.reshape(a.length());
+            return Shards.flat(a);
         }
     }
 }

@@ -6,12 +6,17 @@ import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
 import org.nd4j.linalg.api.memory.enums.LearningPolicy;
 import org.nd4j.linalg.api.memory.enums.ResetPolicy;
 import org.nd4j.linalg.api.memory.enums.SpillPolicy;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -19,7 +24,9 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
 import java.util.function.IntConsumer;
+import java.util.function.ToDoubleFunction;
 
 /**
  * Data parallelism inside one replica. With K shards, each layer splits a training batch into K runs of whole
@@ -217,6 +224,41 @@ public final class Shards {
             failure = e;
         }
         rethrow(awaitAll(parts, failure));
+    }
+
+    /** Runs {@code op} on matching element ranges of two arrays of one length and layout, as {@link #split} shares them out. */
+    static void splitPair(INDArray a, INDArray b, BiConsumer<INDArray, INDArray> op) {
+        if (!Shape.hasDefaultStridesForShape(a) || !Shape.hasDefaultStridesForShape(b) || a.ordering() != b.ordering()
+                || a.length() != b.length()) {
+            op.accept(a, b);    // not both contiguous alike: whole, on the calling thread
+            return;
+        }
+        INDArray fa = flat(a), fb = flat(b);
+        split(fa.length(), (from, to) -> op.accept(part(fa, from, to), part(fb, from, to)));
+    }
+
+    /**
+     * The sum of {@code body} over {@link #split}'s ranges of a contiguous array (a sum of squares, say), added in range
+     * order: the same sum whichever thread ran which range.
+     */
+    static double sum(INDArray a, ToDoubleFunction<INDArray> body) {
+        if (!Shape.hasDefaultStridesForShape(a)) return body.applyAsDouble(a);
+        INDArray f = flat(a);
+        Map<Long, Double> parts = new ConcurrentSkipListMap<>();
+        split(f.length(), (from, to) -> parts.put(from, body.applyAsDouble(part(f, from, to))));
+        double total = 0;
+        for (double v : parts.values()) total += v;
+        return total;
+    }
+
+    /** A contiguous array as a vector in its own order (a view, not a copy). */
+    static INDArray flat(INDArray a) {
+        return a.rank() == 1 ? a : a.reshape(a.ordering(), new long[]{a.length()});
+    }
+
+    /** Elements [from, to) of a vector: the vector itself when whole (no view to make). */
+    static INDArray part(INDArray vector, long from, long to) {
+        return from == 0 && to == vector.length() ? vector : vector.get(NDArrayIndex.interval(from, to));
     }
 
     private static final ThreadLocal<List<Future<?>>> PENDING = ThreadLocal.withInitial(ArrayList::new);

@@ -11,6 +11,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.learning.config.Adam;
 import org.nd4j.linalg.learning.config.NoOp;
 
@@ -223,6 +224,27 @@ class ShardsTest {
             if (from > 0) throw new IllegalStateException("range " + from);
         }));
         assertEquals("range " + n / 2, e.getMessage(), "a helper's failure reaches the caller");
+    }
+
+    /** splitPair and sum: the whole arrays' result, in either layout; arrays not contiguous alike go whole. */
+    @Test void pairsAndSumsOverRangesAreTheWholeArrays() {
+        Shards.use(2);
+        Nd4j.getRandom().setSeed(8);
+        for (char order : new char[]{'c', 'f'}) {
+            INDArray a = Nd4j.randn(DataType.DOUBLE, 300, 500).dup(order), b = Nd4j.randn(DataType.DOUBLE, 300, 500).dup(order);
+            INDArray sum = a.add(b), got = a.dup(order);
+            Shards.splitPair(got, b, INDArray::addi);
+            assertEquals(0.0, got.sub(sum).amaxNumber().doubleValue(), 0.0, order + "-order pairs");
+            double squares = Shards.sum(a, part -> part.mul(part).sumNumber().doubleValue());
+            assertEquals(Math.pow(a.norm2Number().doubleValue(), 2), squares, 1e-9 * squares, order + "-order sum");
+        }
+        INDArray c = Nd4j.randn(DataType.DOUBLE, 300, 500), f = Nd4j.randn(DataType.DOUBLE, 300, 500).dup('f');
+        INDArray expected = c.add(f), got = c.dup();
+        Shards.splitPair(got, f, INDArray::addi);       // layouts differ: whole
+        assertEquals(0.0, got.sub(expected).amaxNumber().doubleValue(), 0.0, "mixed layouts");
+        INDArray columns = c.get(NDArrayIndex.all(), NDArrayIndex.interval(0, 400));   // a strided view
+        assertEquals(Math.pow(columns.norm2Number().doubleValue(), 2), Shards.sum(columns, part -> part.mul(part).sumNumber().doubleValue()),
+                1e-9 * Math.pow(columns.norm2Number().doubleValue(), 2), "strided view");
     }
 
     @Test void boundsAreWholeNearEqualRuns() {
