@@ -27,8 +27,8 @@ class ShardedWeightDecayTest {
         Shards.use(2);
         Nd4j.getRandom().setSeed(3);
         for (char order : new char[]{'c', 'f'}) {
-            INDArray param = Nd4j.randn(DataType.FLOAT, 256, 1024).dup(order), grad = Nd4j.randn(DataType.FLOAT, 256, 1024).dup(order);
-            assertTrue(param.length() >= 2 * Shards.SPLIT_MIN_ELEMENTS, "no split");
+            INDArray param = Nd4j.randn(DataType.FLOAT, 512, 1100).dup(order), grad = Nd4j.randn(DataType.FLOAT, 512, 1100).dup(order);
+            assertTrue(param.length() >= Shards.SPLIT_MIN_CHEAP, "no split");
             INDArray plain = grad.dup(order), sharded = grad.dup(order);
             new WeightDecay(0.1, true).apply(param, plain, 3e-3, 5, 0);
             new ShardedWeightDecay(0.1, true).apply(param, sharded, 3e-3, 5, 0);

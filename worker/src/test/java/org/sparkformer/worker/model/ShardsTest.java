@@ -231,18 +231,24 @@ class ShardsTest {
         Shards.use(2);
         Nd4j.getRandom().setSeed(8);
         for (char order : new char[]{'c', 'f'}) {
-            INDArray a = Nd4j.randn(DataType.DOUBLE, 300, 500).dup(order), b = Nd4j.randn(DataType.DOUBLE, 300, 500).dup(order);
+            INDArray a = Nd4j.randn(DataType.DOUBLE, 600, 1000).dup(order), b = Nd4j.randn(DataType.DOUBLE, 600, 1000).dup(order);
+            assertTrue(a.length() >= Shards.SPLIT_MIN_CHEAP, "no split");
             INDArray sum = a.add(b), got = a.dup(order);
             Shards.splitPair(got, b, INDArray::addi);
             assertEquals(0.0, got.sub(sum).amaxNumber().doubleValue(), 0.0, order + "-order pairs");
-            double squares = Shards.sum(a, part -> part.mul(part).sumNumber().doubleValue());
+            java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+            double squares = Shards.sum(a, part -> {
+                threads.add(Thread.currentThread().getName());
+                return part.mul(part).sumNumber().doubleValue();
+            });
+            assertEquals(2, threads.size(), order + "-order: a range on the caller and one on its helper " + threads);
             assertEquals(Math.pow(a.norm2Number().doubleValue(), 2), squares, 1e-9 * squares, order + "-order sum");
         }
-        INDArray c = Nd4j.randn(DataType.DOUBLE, 300, 500), f = Nd4j.randn(DataType.DOUBLE, 300, 500).dup('f');
+        INDArray c = Nd4j.randn(DataType.DOUBLE, 600, 1000), f = Nd4j.randn(DataType.DOUBLE, 600, 1000).dup('f');
         INDArray expected = c.add(f), got = c.dup();
         Shards.splitPair(got, f, INDArray::addi);       // layouts differ: whole
         assertEquals(0.0, got.sub(expected).amaxNumber().doubleValue(), 0.0, "mixed layouts");
-        INDArray columns = c.get(NDArrayIndex.all(), NDArrayIndex.interval(0, 400));   // a strided view
+        INDArray columns = c.get(NDArrayIndex.all(), NDArrayIndex.interval(0, 900));   // a strided view
         assertEquals(Math.pow(columns.norm2Number().doubleValue(), 2), Shards.sum(columns, part -> part.mul(part).sumNumber().doubleValue()),
                 1e-9 * Math.pow(columns.norm2Number().doubleValue(), 2), "strided view");
     }
