@@ -110,6 +110,7 @@ public final class Gemm {
     private static INDArray ones(DataType type, long n) {
         Map<Long, INDArray> ones = ONES.get();
         if (ones.size() > 16) ones.clear();     // shapes keep changing (tests): start again
-        return ones.computeIfAbsent(n * 64 + type.ordinal(), k -> GptLayer.detached(() -> Nd4j.ones(type, 1, n)));
+        long key = n * 64 + type.ordinal();     // fewer than 64 data types
+        return ones.computeIfAbsent(key, k -> GptLayer.detached(() -> Nd4j.ones(type, 1, n)));
     }
 }
