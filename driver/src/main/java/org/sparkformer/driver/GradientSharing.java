@@ -14,10 +14,14 @@ import org.deeplearning4j.spark.parameterserver.training.SharedTrainingMaster;
 import org.nd4j.parameterserver.distributed.conf.VoidConfiguration;
 import org.nd4j.parameterserver.distributed.v2.ModelParameterServer;
 import org.nd4j.parameterserver.distributed.v2.transport.PortSupplier;
+import org.nd4j.parameterserver.distributed.v2.transport.UpdatesHandler;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.reactivestreams.Subscription;
 
 import java.io.File;
 import java.io.IOException;
 import java.net.DatagramSocket;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -41,19 +45,23 @@ final class GradientSharing {
     private final String controller;
     private long longestRoundMs;
     private int meshExecutors;
+    private final Arrivals arrivals;
+    private long updatesThisRound;
 
     private final SharedTrainingMaster master;
 
-    private GradientSharing(JavaSparkContext sc, SharedTrainingMaster master, int workers, int timeoutSeconds, String controller) {
+    private GradientSharing(JavaSparkContext sc, SharedTrainingMaster master, int workers, int timeoutSeconds, String controller,
+                            INDArray driverParams) {
         this.sc = sc;
+        this.arrivals = new Arrivals(driverParams);
         this.master = master;
         this.workers = workers;
         this.timeoutSeconds = timeoutSeconds;
         this.controller = controller;
     }
 
-    /** Checks the setup, then builds the training master and the watchdog for its rounds. */
-    static GradientSharing start(JavaSparkContext sc, TrainConfig cfg, int workers) {
+    /** Checks the setup, then builds the training master and the watchdog for its rounds; {@code driverParams}: the driver's copy. */
+    static GradientSharing start(JavaSparkContext sc, TrainConfig cfg, int workers, INDArray driverParams) {
         SparkConf conf = sc.getConf();
         String sparkMaster = conf.get("spark.master");
         if (sparkMaster.matches("local\\[.*\\]"))
@@ -98,7 +106,7 @@ final class GradientSharing {
                 .build();
         log.info("gradient sharing: controller {}:{} (UDP), threshold {}, {} executors, network mask {}", address, port,
                 threshold, workers, mask == null ? "none" : mask);
-        return new GradientSharing(sc, master, workers, cfg.syncTimeout, address + ":" + port);
+        return new GradientSharing(sc, master, workers, cfg.syncTimeout, address + ":" + port, driverParams);
     }
 
     /**
@@ -117,7 +125,8 @@ final class GradientSharing {
      * the first round's start, and no round may take longer than the timeout or five times the longest round
      * so far, whichever is larger. On expiry the Spark jobs are cancelled and the reason is the error.
      */
-    void round(Runnable fit) {
+    void round(Runnable fit, int steps) {
+        boolean countedWholeRound = arrivals.subscribed();   // the first round's count starts once DL4J's server is up
         long start = System.currentTimeMillis();
         long limitMs = Math.max(timeoutSeconds * 1000L, 5 * longestRoundMs);
         AtomicReference<String> reason = new AtomicReference<>();
@@ -127,6 +136,7 @@ final class GradientSharing {
             try {
                 while (true) {
                     Thread.sleep(500);
+                    arrivals.subscribeOnce();
                     long elapsed = System.currentTimeMillis() - start;
                     int joined = executorsJoined();
                     if (reason.get() != null) {
@@ -173,8 +183,58 @@ final class GradientSharing {
             Thread.interrupted();   // an interrupt the watchdog sent has done its work
         }
         if (reason.get() != null) throw new UserError(reason.get());
+        arrivals.subscribeOnce();
+        updatesThisRound = arrivals.take();
+        // each executor sends one update per step (what exceeded the threshold); the run's last step was never counted
+        // here (tiny model, 2 executors: rounds of 5 steps brought 10, 10, ..., 10 and 8 in every run measured)
+        if (countedWholeRound && updatesThisRound < (long) (steps - 1) * workers)
+            log.warn("gradient sharing: the driver's copy received {} updates in a round of {} steps on {} executors (about {} were sent); "
+                    + "evaluation and checkpoints read that copy, so they lag the executors' replicas", updatesThisRound, steps, workers, (long) steps * workers);
         longestRoundMs = Math.max(longestRoundMs, System.currentTimeMillis() - start);
         meshExecutors = executorsJoined();
+    }
+
+    /** Updates the driver's copy applied during the last round. */
+    long updatesThisRound() { return updatesThisRound; }
+
+    /**
+     * Counts the updates that reach the driver, after DL4J's consumer has applied each (subscribers run in order, on the
+     * thread that received the message; DL4J answers a restarting node's request for parameters from the first subscriber,
+     * so this one joins after DL4J's, once the parameter server has launched). An update lost on the way never reaches
+     * the copy that evaluation and checkpoints read: the count per round shows it.
+     */
+    static final class Arrivals implements UpdatesHandler {
+        private final INDArray driverParams;
+        private final AtomicLong count = new AtomicLong();
+        private boolean subscribed;
+        private long taken;
+
+        Arrivals(INDArray driverParams) { this.driverParams = driverParams; }
+
+        synchronized boolean subscribed() { return subscribed; }
+
+        synchronized void subscribeOnce() {
+            ModelParameterServer ps = ModelParameterServer.getInstance();
+            if (subscribed || !ps.isInitialized()) return;
+            ps.addUpdatesSubscriber(this);
+            subscribed = true;
+        }
+
+        /** Updates since the last call. */
+        synchronized long take() {
+            long now = count.get(), n = now - taken;
+            taken = now;
+            return n;
+        }
+
+        @Override public void onNext(INDArray update) {
+            count.incrementAndGet();
+        }
+
+        @Override public INDArray getParametersArray() { return driverParams; }
+        @Override public void onSubscribe(Subscription s) { }
+        @Override public void onError(Throwable t) { log.warn("gradient-sharing updates: {}", t.toString()); }
+        @Override public void onComplete() { }
     }
 
     private static String rootCause(Throwable e) {

@@ -173,7 +173,7 @@ public final class Trainer {
         TrainingMaster<?, ?> master;
         GradientSharing sharing = null;
         if (cfg.sync.equals("sharing")) {
-            sharing = GradientSharing.start(sc, cfg, workers);
+            sharing = GradientSharing.start(sc, cfg, workers, graph.params());
             master = sharing.master();
         } else {
             master = new ParameterAveragingTrainingMaster.Builder(workers, cfg.batchSize)
@@ -254,7 +254,7 @@ public final class Trainer {
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
                         new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher)
                                 .devices(deviceLog), true);
-                if (sharing != null) sharing.round(() -> spark.fitMultiDataSet(round));
+                if (sharing != null) sharing.round(() -> spark.fitMultiDataSet(round), k);
                 else spark.fitMultiDataSet(round);
                 round.unpersist(false);
                 // DL4J's gradient sharing reports no training loss (its replicas' score stays 0): NaN = not measured
@@ -287,7 +287,10 @@ public final class Trainer {
                 ObjectNode perExecutor = m.putObject(RunLog.EXECUTOR_STEP_MS);
                 tasks.executorStepMs().forEach(perExecutor::put);
                 m.put("straggler_count", tasks.stragglers().size());
-                if (sharing != null) m.put("mesh_executors", sharing.meshExecutors());
+                if (sharing != null) {
+                    m.put("mesh_executors", sharing.meshExecutors());
+                    m.put("driver_updates", sharing.updatesThisRound());
+                }
                 // where each replica runs (GPU binding), logged when it changes
                 java.util.Set<String> devices = new java.util.TreeSet<>(deviceLog.value());
                 deviceLog.reset();
