@@ -109,7 +109,7 @@ public class CausalSelfAttention extends GptLayerConf {
             INDArray dOut = epsilon.castTo(dataType).reshape(n, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
 
-            Gemm.into(grad(WO), y, true, dBranch, false, ct());
+            Gemm.weightGradient(grad(WO), y, dBranch, ct());
             Gemm.columnSums(dBranch, grad(BO));
             INDArray dy = Gemm.mm(dBranch, false, param(WO), true, ct())
                     .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
@@ -130,7 +130,7 @@ public class CausalSelfAttention extends GptLayerConf {
             Gemm.into(dheads.get(NDArrayIndex.point(2)), pDropped, true, dy, false, ct());
             INDArray dqkv = dheads.permute(1, 3, 0, 2, 4).dup('c').reshape(n, 3 * c);   // [N, 3C]
 
-            Gemm.into(grad(WQKV), h, true, dqkv, false, ct());
+            Gemm.weightGradient(grad(WQKV), h, dqkv, ct());
             Gemm.columnSums(dqkv, grad(BQKV));
             INDArray dh = Gemm.mm(dqkv, false, param(WQKV), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);

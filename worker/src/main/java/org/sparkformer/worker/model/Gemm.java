@@ -77,6 +77,15 @@ public final class Gemm {
         else out.assign(mm(a.castTo(compute), transA, b.castTo(compute), transB));
     }
 
+    /**
+     * A weight's gradient in a layer's backward, out = xᵀ · dy: here, or on another thread of the replica that has
+     * finished its share of the pass ({@link Shards#assistable}; the layer's backward waits for it at its end).
+     */
+    static void weightGradient(INDArray out, INDArray x, INDArray dy, DataType compute) {
+        if (narrows(compute, x)) into(out, x, true, dy, false, compute);    // its casts allocate in this thread's workspace
+        else Shards.assistable(() -> product(x, true, dy, false, out));
+    }
+
     /** The shape of op(a) · op(b): a's leading (batch) axes, then rows of op(a) by columns of op(b). */
     private static long[] productShape(INDArray a, boolean transA, INDArray b, boolean transB) {
         int r = a.rank();

@@ -254,7 +254,12 @@ public abstract class GptLayer<C extends GptLayerConf> extends BaseLayer<C> {
         }
         INDArray eps = epsilon == null ? null : rows(epsilon, at[k], at[k + 1]);
         Runnable body = () -> {
-            INDArray d = shard.backward(eps);
+            INDArray d;
+            try {
+                d = shard.backward(eps);
+            } finally {
+                Shards.awaitHanded();   // products handed to another thread read this backward's arrays
+            }
             if (dx != null) rows(dx, at[k], at[k + 1]).assign(d);
         };
         if (k == 0) body.run();

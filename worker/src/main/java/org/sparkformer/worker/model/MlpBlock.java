@@ -63,10 +63,10 @@ public class MlpBlock extends GptLayerConf {
             long c = layerConf().nEmbd;
             INDArray dOut = epsilon.castTo(dataType).reshape(b * t, c);
             INDArray dBranch = residMask == null ? dOut : dOut.mul(residMask);
-            Gemm.into(grad(WPROJ), g, true, dBranch, false, ct());
+            Gemm.weightGradient(grad(WPROJ), g, dBranch, ct());
             Gemm.columnSums(dBranch, grad(BPROJ));
             INDArray da = Gelu.backward(Gemm.mm(dBranch, false, param(WPROJ), true, ct()), a, s, g);
-            Gemm.into(grad(WFC), h, true, da, false, ct());
+            Gemm.weightGradient(grad(WFC), h, da, ct());
             Gemm.columnSums(da, grad(BFC));
             INDArray dh = Gemm.mm(da, false, param(WFC), true, ct());
             INDArray dx = LayerNorm.backward(dh, ln, param(LNG), grad(LNG), grad(LNB)).addi(dOut);

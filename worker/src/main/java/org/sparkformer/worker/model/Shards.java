@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -108,15 +109,23 @@ public final class Shards {
         ThreadPoolExecutor[] helpers = HELPERS.get();
         List<Future<?>> pending = PENDING.get();
         AtomicBoolean failed = FAILED.get();
+        Crew crew = CREW.get();
         for (int i = 1; i < k; i++) {
             final int shard = i;
             pending.add(helper(helpers, i).submit(() -> {
-                if (failed.get()) return;   // a helper's task failed: the rows this one would read are not there
+                if (failed.get()) {     // a helper's task failed: the rows this one would read are not there
+                    crew.finished(false);
+                    return;
+                }
+                SERVING.set(crew);
                 try {
                     task.accept(shard);
                 } catch (RuntimeException | Error e) {
                     failed.set(true);
                     throw e;
+                } finally {
+                    SERVING.remove();
+                    crew.finished(true);
                 }
             }));
         }
@@ -158,8 +167,10 @@ public final class Shards {
         List<Future<?>> pending = PENDING.get();
         List<Runnable> after = AFTER.get();
         if (pending.isEmpty() && after.isEmpty()) return;
+        if (!pending.isEmpty()) assistWhileWaiting(CREW.get(), pending.size());
         Throwable failure = awaitAll(pending, null);
         pending.clear();
+        CREW.get().done.set(0);
         FAILED.get().set(false);
         try {
             rethrow(failure);
@@ -188,6 +199,109 @@ public final class Shards {
         if (failure instanceof RuntimeException r) throw r;
         if (failure instanceof Error e) throw e;
         if (failure != null) throw new IllegalStateException("shard failed", failure);
+    }
+
+    /*
+     * ---- assists: the threads rarely end a pass together (the machine slows its cores independently: a step of tiny
+     * left one of them idle 13% of the time, small's 6%), so the one whose shard is done takes weight-gradient products
+     * off the other: a product is the last use of its operands in a layer's backward and writes only a gradient ----
+     */
+
+    /** What a calling thread and its helpers share. */
+    private static final class Crew {
+        /** The caller is waiting for its helpers: they offer it their products. */
+        volatile boolean callerWaiting;
+        final LinkedBlockingQueue<FutureTask<?>> offers = new LinkedBlockingQueue<>();
+        /** Helper tasks of this pass that have ended. */
+        final AtomicLong done = new AtomicLong();
+
+        void finished(boolean wake) {
+            done.incrementAndGet();
+            if (wake && callerWaiting) offers.offer(WAKE);
+        }
+    }
+
+    private static final FutureTask<?> WAKE = new FutureTask<>(() -> {}, null);
+    /** On a calling thread: its crew. */
+    private static final ThreadLocal<Crew> CREW = ThreadLocal.withInitial(Crew::new);
+    /** On a helper while it runs a pass's task: its caller's crew. */
+    private static final ThreadLocal<Crew> SERVING = new ThreadLocal<>();
+    /** On any thread: products it handed to another thread in the layer backward now running. */
+    private static final ThreadLocal<List<Future<?>>> HANDED = ThreadLocal.withInitial(ArrayList::new);
+    /** Whether threads hand products over (-Dsparkformer.shardAssists=false: never, for A/B comparisons in one process). */
+    private static boolean assists() { return !"false".equals(System.getProperty("sparkformer.shardAssists")); }
+    /** Tests: the caller hands every product to a helper, idle or not (it runs after the helper's tasks). */
+    static volatile boolean handAlways;
+    private static final AtomicLong HANDED_OVER = new AtomicLong();
+
+    /** Products run by a thread other than the one whose backward computed them, in this JVM so far. */
+    static long productsHandedOver() { return HANDED_OVER.get(); }
+
+    /** On a calling thread: whether every task of its pass so far has ended on the helpers. */
+    static boolean helpersIdle() {
+        List<Future<?>> pending = PENDING.get();
+        return !pending.isEmpty() && CREW.get().done.get() == pending.size();
+    }
+
+    /**
+     * Runs a weight-gradient product of a layer's backward here, or hands it to a thread of the same replica that has
+     * finished its share of the pass: a helper hands it to its caller while the caller waits for the helpers, the caller
+     * to a helper whose tasks are all done. The layer's backward ends with {@link #awaitHanded}.
+     */
+    static void assistable(Runnable product) {
+        if (assists() && count > 1) {
+            Crew serving = SERVING.get();
+            if (serving != null) {
+                if (serving.callerWaiting) {
+                    Thread self = Thread.currentThread();
+                    FutureTask<?> t = new FutureTask<>(() -> {
+                        if (Thread.currentThread() != self) HANDED_OVER.incrementAndGet();
+                        product.run();
+                    }, null);
+                    HANDED.get().add(t);
+                    serving.offers.offer(t);
+                    return;
+                }
+            } else if (helpersIdle() || handAlways && !PENDING.get().isEmpty()) {
+                HANDED.get().add(helper(HELPERS.get(), 1 + HANDED.get().size() % (count - 1)).submit(() -> {
+                    HANDED_OVER.incrementAndGet();
+                    product.run();
+                }));
+                return;
+            }
+        }
+        product.run();
+    }
+
+    /** Waits for the products this thread handed over (runs one itself if nobody took it yet); rethrows a failure. */
+    static void awaitHanded() {
+        List<Future<?>> handed = HANDED.get();
+        if (handed.isEmpty()) return;
+        Crew serving = SERVING.get();
+        Throwable failure = null;
+        for (Future<?> f : handed) {
+            if (serving != null && f instanceof FutureTask<?> t && serving.offers.remove(t)) t.run();
+            failure = awaitAll(List.of(f), failure);
+        }
+        handed.clear();
+        rethrow(failure);
+    }
+
+    /** The caller, its own share done: runs what its helpers offer until their {@code tasks} of this pass have ended. */
+    private static void assistWhileWaiting(Crew crew, int tasks) {
+        if (!assists()) return;
+        crew.callerWaiting = true;
+        try {
+            while (crew.done.get() < tasks) {
+                FutureTask<?> t = crew.offers.poll(2, TimeUnit.MILLISECONDS);
+                if (t != null) t.run();     // a failure stays in the task, for the helper that handed it over
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            crew.callerWaiting = false;
+            crew.offers.removeIf(t -> t == WAKE);
+        }
     }
 
     /** A range [from, to) of a flat array's elements. */

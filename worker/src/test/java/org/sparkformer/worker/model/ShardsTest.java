@@ -176,6 +176,82 @@ class ShardsTest {
         assertEquals(1, ran.get(), "the next pass runs");
     }
 
+    /** A helper still computing while its caller waits hands its weight-gradient products to the caller; failures reach the caller. */
+    @Test void aWaitingCallerRunsItsHelpersProducts() throws Exception {
+        Shards.use(2);
+        String caller = Thread.currentThread().getName();
+        java.util.concurrent.CountDownLatch waiting = new java.util.concurrent.CountDownLatch(1);
+        List<String> ranOn = new java.util.concurrent.CopyOnWriteArrayList<>();
+        long before = Shards.productsHandedOver();
+        Shards.queue(2, k -> {
+            try {
+                waiting.await();
+                Thread.sleep(200);      // the caller is in awaitPending by now
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            Shards.assistable(() -> ranOn.add(Thread.currentThread().getName()));
+            try {
+                Thread.sleep(100);      // the rest of the layer's backward, while the caller takes the product
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            Shards.awaitHanded();
+            ranOn.add("helper done");
+        });
+        waiting.countDown();
+        Shards.awaitPending();
+        assertEquals(List.of(caller, "helper done"), ranOn);
+        assertEquals(before + 1, Shards.productsHandedOver());
+
+        Shards.queue(2, k -> {
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            Shards.assistable(() -> { throw new IllegalArgumentException("product failed"); });
+            Shards.awaitHanded();
+        });
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Shards::awaitPending);
+        assertEquals("product failed", e.getMessage());
+    }
+
+    /** A caller still computing hands its products to a helper whose tasks have ended; nothing is handed outside a pass. */
+    @Test void anIdleHelperRunsTheCallersProducts() {
+        Shards.use(2);
+        List<String> ranOn = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Shards.assistable(() -> ranOn.add(Thread.currentThread().getName()));
+        assertEquals(List.of(Thread.currentThread().getName()), ranOn, "no pass: here");
+        ranOn.clear();
+        Shards.queue(2, k -> {});
+        while (!Shards.helpersIdle()) Thread.onSpinWait();
+        Shards.assistable(() -> ranOn.add(Thread.currentThread().getName()));
+        Shards.assistable(() -> { throw new IllegalArgumentException("product failed"); });
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Shards::awaitHanded);
+        assertEquals("product failed", e.getMessage());
+        assertEquals(1, ranOn.size());
+        assertTrue(ranOn.get(0).startsWith("sparkformer-shard-"), ranOn.toString());
+        Shards.awaitPending();
+    }
+
+    /** Every weight-gradient product of a pass computed by another thread: the same gradient as the whole batch. */
+    @Test void productsHandedToAHelperGiveTheWholeBatchsGradient() {
+        GptConfig c = GradientCheckTest.small(false, GptConfig.Positional.LEARNED);
+        ComputationGraph g = Gpt.build(c, new NoOp(), 0, DataType.DOUBLE);
+        g.params().addi(Nd4j.randn(DataType.DOUBLE, g.params().shape()).muli(0.1));
+        INDArray in = ids(1, 4, 6, c.vocabSize), labels = ids(2, 4, 6, c.vocabSize);
+        Object[] whole = pass(g, in, labels, 1);
+        long before = Shards.productsHandedOver();
+        Shards.handAlways = true;
+        try {
+            assertSameGradient(whole, pass(g, in, labels, 2), "products on the helper");
+        } finally {
+            Shards.handAlways = false;
+        }
+        assertEquals(2L * 2 * c.nLayer, Shards.productsHandedOver() - before, "the caller's four products per block went to the helper");
+    }
+
     /** float16 products: the shards scale their losses as the whole batch does and LossScaler unscales the sum. */
     @Test void float16ShardsAddUpToTheWholeBatch() {
         ComputationGraph f32 = Gpt.build(MixedPrecisionTest.config("float32"), new NoOp(), 0, DataType.FLOAT);
