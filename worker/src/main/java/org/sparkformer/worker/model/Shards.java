@@ -203,8 +203,9 @@ public final class Shards {
 
     /*
      * ---- assists: the threads rarely end a pass together (the machine slows its cores independently: a step of tiny
-     * left one of them idle 13% of the time, small's 7%: docs/PERFORMANCE.md), so the one whose shard is done takes weight-gradient products
-     * off the other: a product is the last use of its operands in a layer's backward and writes only a gradient ----
+     * left one of them idle 13% of the time, small's 7%; docs/PERFORMANCE.md), so the one whose shard is done takes
+     * weight-gradient products off the other: a product is the last use of its operands in a layer's backward and
+     * writes only a gradient ----
      */
 
     /** What a calling thread and its helpers share. */
