@@ -254,7 +254,7 @@ public final class Trainer {
                 JavaRDD<MultiDataSet> round = partitions.mapPartitionsWithIndex(
                         new WindowBatches(source, workers, cfg.seed, state.step, k, cfg.batchSize, cfg.blockSize).teacher(teacher)
                                 .devices(deviceLog), true);
-                if (sharing != null) sharing.round(() -> spark.fitMultiDataSet(round), k);
+                if (sharing != null) sharing.round(() -> spark.fitMultiDataSet(round));
                 else spark.fitMultiDataSet(round);
                 round.unpersist(false);
                 // DL4J's gradient sharing reports no training loss (its replicas' score stays 0): NaN = not measured
