@@ -3,7 +3,6 @@ package org.sparkformer.worker.model;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -111,14 +110,17 @@ public class CausalSelfAttention extends GptLayerConf {
 
             Gemm.weightGradient(grad(WO), y, dBranch, ct());
             Gemm.columnSums(dBranch, grad(BO));
-            INDArray dy = Gemm.mm(dBranch, false, param(WO), true, ct())
-                    .reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');            // [B,H,T,D]
+            INDArray dyRows = Gemm.mm(dBranch, false, param(WO), true, ct());            // [N, C], as y: [B,T,H,D]
+            INDArray dy = dyRows.reshape(b, t, nh, d).permute(0, 2, 1, 3).dup('c');      // [B,H,T,D]
+            // softmax backward's row sums, sum_j dp_ij p_ij, are dy_i . y_i (y = dropped p times v): D products per row
+            // instead of T (FlashAttention's D_i), taken in y's [B,T,H] order and laid out as the score rows [B,H,T]
+            INDArray rowDots = Gemm.rowSums(dyRows.mul(y).reshape(n * nh, d))
+                    .reshape(b, t, nh).permute(0, 2, 1).dup('c').reshape(b * nh * t, 1);
 
             INDArray dpd = Gemm.mm(dy, false, v, true, ct());                   // [B,H,T,T]
             INDArray dp = attnMask == null ? dpd : dpd.muli(attnMask);
-            // softmax backward, row-wise and in place (dp is ours): datt = p * (dp - sum(dp * p)), the sums as row dot products
+            // softmax backward, row-wise and in place (dp is ours): datt = p * (dp - sum(dp * p))
             INDArray p2 = p.reshape(b * nh * t, t), dp2 = dp.reshape(b * nh * t, t);
-            INDArray rowDots = Nd4j.exec(new Dot(dp2, p2, Nd4j.createUninitialized(dataType, b * nh * t, 1), 1));
             INDArray datt = dp2.subiColumnVector(rowDots).muli(p2).reshape(b, nh, t, t);
 
             // dq, dk, dv straight into their places in [3,B,H,T,D] (each slice is contiguous), then one copy to [N, 3C];

@@ -113,6 +113,11 @@ public final class Gemm {
         return product(x, false, weights, true, Nd4j.createUninitialized(x.dataType(), x.size(0), 1)).muli(1.0 / x.size(1));
     }
 
+    /** Row sums of x [N, C] as a new [N, 1]: x · onesᵀ. */
+    static INDArray rowSums(INDArray x) {
+        return product(x, false, ones(x.dataType(), x.size(1)), true, Nd4j.createUninitialized(x.dataType(), x.size(0), 1));
+    }
+
     /** Rows of ones each thread used, by type and length (replicas train on their own threads; a few lengths per model). */
     private static final ThreadLocal<Map<Long, INDArray>> ONES = ThreadLocal.withInitial(HashMap::new);
 
