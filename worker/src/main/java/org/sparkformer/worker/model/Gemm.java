@@ -61,7 +61,7 @@ public final class Gemm {
      * and -6.9% in two interleaved A/B runs (median step -1%).
      */
     private static INDArray product(INDArray a, boolean transA, INDArray b, boolean transB, INDArray out) {
-        return product(a, transA, b, transB, out, 1.0);
+        return product(a, transA, b, transB, out, 0.0);
     }
 
     /** out = op(a) · op(b) + beta · out, beta 0 or 1. */

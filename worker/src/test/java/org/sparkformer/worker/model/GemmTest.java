@@ -1,0 +1,60 @@
+package org.sparkformer.worker.model;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Products replace what their output held, except {@code onto}, which adds to it (BLAS's beta 0 and 1). */
+class GemmTest {
+    private static final INDArray A = Nd4j.rand(DataType.DOUBLE, 6, 3), B = Nd4j.rand(DataType.DOUBLE, 3, 5);
+    private static final INDArray AB = reference(A, B);
+
+    /** Plain loops: no BLAS in the expected value. */
+    private static INDArray reference(INDArray a, INDArray b) {
+        INDArray c = Nd4j.zeros(DataType.DOUBLE, a.rows(), b.columns());
+        for (int i = 0; i < a.rows(); i++)
+            for (int j = 0; j < b.columns(); j++) {
+                double s = 0;
+                for (int k = 0; k < a.columns(); k++) s += a.getDouble(i, k) * b.getDouble(k, j);
+                c.putScalar(i, j, s);
+            }
+        return c;
+    }
+
+    private static void assertClose(INDArray expected, INDArray actual) {
+        assertTrue(expected.equalsWithEps(actual, 1e-12), "expected " + expected + " got " + actual);
+    }
+
+    @Test void intoReplacesTheOutputsContents() {
+        INDArray out = Nd4j.valueArrayOf(new long[]{6, 5}, 7.0, DataType.DOUBLE);
+        Gemm.into(out, A, false, B, false);
+        assertClose(AB, out);
+    }
+
+    @Test void ontoAddsToTheOutputsContents() {
+        INDArray out = Nd4j.valueArrayOf(new long[]{6, 5}, 7.0, DataType.DOUBLE);
+        Gemm.onto(out, A, false, B, false, null);
+        assertClose(AB.add(7.0), out);
+        INDArray batched = Nd4j.valueArrayOf(new long[]{2, 6, 5}, -1.0, DataType.DOUBLE);    // attention's scores onto the mask
+        Gemm.onto(batched, Nd4j.stack(0, A, A), false, Nd4j.stack(0, B, B), false, null);
+        for (int i = 0; i < 2; i++) assertClose(AB.sub(1.0), batched.slice(i));
+    }
+
+    /** A training step's arrays come from workspaces, whose memory still holds the previous step's values. */
+    @Test void mmIgnoresWhatItsWorkspaceMemoryHeld() {
+        WorkspaceConfiguration conf = WorkspaceConfiguration.builder().initialSize(1 << 20).policyAllocation(AllocationPolicy.STRICT).build();
+        for (int pass = 0; pass < 2; pass++) {
+            try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(conf, "gemm-test")) {
+                if (pass == 0) Nd4j.createUninitialized(DataType.DOUBLE, 6, 5).assign(9.0);   // where the next pass allocates
+                else assertClose(AB, Gemm.mm(A, false, B, false).detach());
+            }
+        }
+        Nd4j.getWorkspaceManager().destroyWorkspace(Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread("gemm-test"));
+    }
+}
