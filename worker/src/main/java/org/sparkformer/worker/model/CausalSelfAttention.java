@@ -74,7 +74,7 @@ public class CausalSelfAttention extends GptLayerConf {
             LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
             h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
             ln = lnCache[0];
-            INDArray qkv = Gemm.onto(Gemm.rows(param(BQKV), n), h, false, param(WQKV), false, ct());     // [N, 3C]
+            INDArray qkv = Gemm.mm(h, false, param(WQKV), false, ct()).addiRowVector(param(BQKV));        // [N, 3C]
             // [B,T,3,H,D] -> [3,B,H,T,D]: one copy gives q, k, v laid out per head
             INDArray heads = qkv.reshape(b, t, 3, nh, d).permute(2, 0, 3, 1, 4).dup('c');
             // q carries the 1/sqrt(D) scale: [B,H,T,D], T/D times fewer elements than the scores (and their gradient)
@@ -87,7 +87,8 @@ public class CausalSelfAttention extends GptLayerConf {
                 causal = detached(() -> causalMask(len, dataType).reshape(1, len * len));
                 causalT = t;
             }
-            INDArray att = Gemm.onto(Gemm.rows(causal, b * nh).reshape(b, nh, t, t), q, false, k, true, ct());   // [B,H,T,T]
+            INDArray att = Gemm.mm(q, false, k, true, ct());                            // [B,H,T,T]
+            att.reshape(b * nh, t * t).addiRowVector(causal);
             p = Nd4j.exec(new SoftMax(att, att, 3))[0];   // in place: out of place is 2 ms faster here but keeps B·H·T² more floats per layer
             attnMask = dropoutMask(training, b, nh, t, t);
             pDropped = attnMask == null ? p : p.mul(attnMask);
@@ -97,7 +98,7 @@ public class CausalSelfAttention extends GptLayerConf {
             residMask = dropoutMask(training, n, c);
             if (residMask == null)      // x + bias + y · Wo: the residual and the bias are the product's starting values
                 return Gemm.onto(Gemm.plusRow(x2, param(BO)), y, false, param(WO), false, ct()).reshape(b, t, c);
-            INDArray out = Gemm.onto(Gemm.rows(param(BO), n), y, false, param(WO), false, ct());
+            INDArray out = Gemm.mm(y, false, param(WO), false, ct()).addiRowVector(param(BO));
             return out.muli(residMask).addi(x2).reshape(b, t, c);
         }
 

@@ -49,13 +49,13 @@ public class MlpBlock extends GptLayerConf {
             LayerNorm.Cache[] lnCache = new LayerNorm.Cache[1];
             h = LayerNorm.forward(x2, param(LNG), param(LNB), lnCache);
             ln = lnCache[0];
-            a = Gemm.onto(Gemm.rows(param(BFC), b * t), h, false, param(WFC), false, ct());           // [N, 4C]
+            a = Gemm.mm(h, false, param(WFC), false, ct()).addiRowVector(param(BFC));                 // [N, 4C]
             s = Gelu.sigmoidPart(a);
             g = Gelu.forward(a, s);
             residMask = dropoutMask(training, b * t, c);
             if (residMask == null)      // x + bias + g · Wproj: the residual and the bias are the product's starting values
                 return Gemm.onto(Gemm.plusRow(x2, param(BPROJ)), g, false, param(WPROJ), false, ct()).reshape(b, t, c);
-            INDArray out = Gemm.onto(Gemm.rows(param(BPROJ), b * t), g, false, param(WPROJ), false, ct());  // [N, C]
+            INDArray out = Gemm.mm(g, false, param(WPROJ), false, ct()).addiRowVector(param(BPROJ));  // [N, C]
             return out.muli(residMask).addi(x2).reshape(b, t, c);
         }
 
