@@ -3,7 +3,6 @@ package org.sparkformer.worker.model;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.OpContext;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -28,26 +27,6 @@ public final class Gemm {
         product(a, transA, b, transB, out);
     }
 
-    /*
-     * A product added onto what its output already holds (BLAS's beta = 1): an output projection onto its residual input
-     * plus its bias. With beta = 0 OpenBLAS first clears the output (a memset) and the bias and the residual are then one
-     * more pass each; x + bias is one pass for all three. (Starting the other products from their bias rows, and the
-     * scores from the causal mask, made tiny 3-8% slower: one more op for no pass saved.)
-     */
-
-    /** out += op(a) · op(b), the product in {@code compute} precision; returns out. */
-    static INDArray onto(INDArray out, INDArray a, boolean transA, INDArray b, boolean transB, DataType compute) {
-        if (narrows(compute, a)) return out.addi(mm(a, transA, b, transB, compute));
-        return product(a, transA, b, transB, out, 1.0);
-    }
-
-    /** A new array x + row, the row [1, C] added to every row of x [N, C], in one pass (addRowVector copies x first). */
-    static INDArray plusRow(INDArray x, INDArray row) {
-        INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape(), 'c');
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(x, row, out, 1));
-        return out;
-    }
-
     /**
      * ND4J's matmul op (what {@code Nd4j.gemm} and {@code Nd4j.matmul} run), out = op(a) · op(b), batched over leading
      * axes, through an op context this thread keeps per transpose pair. {@code Nd4j.exec} makes a new native context
@@ -57,18 +36,13 @@ public final class Gemm {
      * and -6.9% in two interleaved A/B runs (median step -1%).
      */
     private static INDArray product(INDArray a, boolean transA, INDArray b, boolean transB, INDArray out) {
-        return product(a, transA, b, transB, out, 0.0);
-    }
-
-    /** out = op(a) · op(b) + beta · out, beta 0 or 1. */
-    private static INDArray product(INDArray a, boolean transA, INDArray b, boolean transB, INDArray out, double beta) {
         OpContext[] contexts = CONTEXTS.get();
-        int i = (beta != 0 ? 4 : 0) + (transA ? 2 : 0) + (transB ? 1 : 0);
+        int i = (transA ? 2 : 0) + (transB ? 1 : 0);
         OpContext ctx = contexts[i];
         if (ctx == null) {
             ctx = contexts[i] = Nd4j.getExecutioner().buildContext();
             ctx.setIArguments(transA ? 1 : 0, transB ? 1 : 0, 0);
-            ctx.setTArguments(1.0, beta);
+            ctx.setTArguments(1.0, 0.0);
         }
         try {
             ctx.setInputArray(0, a);
@@ -83,7 +57,7 @@ public final class Gemm {
 
     /** Names the op for {@code exec}; its arrays and arguments come from the context. */
     private static final Mmul MMUL = new Mmul();
-    private static final ThreadLocal<OpContext[]> CONTEXTS = ThreadLocal.withInitial(() -> new OpContext[8]);
+    private static final ThreadLocal<OpContext[]> CONTEXTS = ThreadLocal.withInitial(() -> new OpContext[4]);
 
     /*
      * Mixed precision: with a 16-bit compute type the operands are cast down, multiplied in that type (tensor cores

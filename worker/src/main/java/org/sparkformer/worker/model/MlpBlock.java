@@ -52,11 +52,10 @@ public class MlpBlock extends GptLayerConf {
             a = Gemm.mm(h, false, param(WFC), false, ct()).addiRowVector(param(BFC));                 // [N, 4C]
             s = Gelu.sigmoidPart(a);
             g = Gelu.forward(a, s);
-            residMask = dropoutMask(training, b * t, c);
-            if (residMask == null)      // x + bias + g · Wproj: the residual and the bias are the product's starting values
-                return Gemm.onto(Gemm.plusRow(x2, param(BPROJ)), g, false, param(WPROJ), false, ct()).reshape(b, t, c);
             INDArray out = Gemm.mm(g, false, param(WPROJ), false, ct()).addiRowVector(param(BPROJ));  // [N, C]
-            return out.muli(residMask).addi(x2).reshape(b, t, c);
+            residMask = dropoutMask(training, b * t, c);
+            if (residMask != null) out.muli(residMask);
+            return out.addi(x2).reshape(b, t, c);
         }
 
         @Override
