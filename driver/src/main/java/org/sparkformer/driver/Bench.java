@@ -29,6 +29,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -132,7 +133,8 @@ final class Bench {
         r.put("params", graph.numParams());
         r.put("threads", cores);
         r.put("shards", shards);
-        // which OpenBLAS kernels ran decides the GEMM rate (Haswell vs SkylakeX: 1.8x here), as in the PyTorch peer's output
+        // which BLAS ran the products (MKL or OpenBLAS: Nd4jTuning), and which OpenBLAS kernels (Haswell vs SkylakeX: 1.8x)
+        r.put("blas", Nd4j.factory().blas().getBlasVendor().name().toLowerCase(Locale.ROOT));
         r.put("openblas_coretype", System.getenv().getOrDefault("OPENBLAS_CORETYPE", "auto"));
         r.put("steps", steps);
         r.put("warmup_steps", warmupSteps);

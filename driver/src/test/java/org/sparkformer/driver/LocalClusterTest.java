@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.factory.Nd4j;
+import org.sparkformer.worker.nd4j.Nd4jTuning;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -89,6 +90,10 @@ class LocalClusterTest {
         assertEquals(List.of("CachedTadOpExecutioner CachedShapeInfoProvider", "CachedTadOpExecutioner CachedShapeInfoProvider"),
                 sc.parallelize(List.of(1, 2), 2).map(i -> Nd4j.getExecutioner().getClass().getSimpleName() + " "
                         + Nd4j.getShapeInfoProvider().getClass().getSimpleName()).collect());
+        // and the driver's choice of BLAS (MKL on Intel CPUs), which must be made before ND4J starts in each executor
+        String blas = "mkl_rt".equals(Nd4jTuning.properties().get(Nd4jTuning.BLAS)) ? "MKL" : "OPENBLAS";
+        assertEquals(List.of(blas, blas), sc.parallelize(List.of(1, 2), 2)
+                .map(i -> Nd4j.factory().blas().getBlasVendor().name()).collect());
     }
 
     /** A process's full command line (ProcessHandle truncates long ones): /proc/PID/cmdline, NULs as spaces. */

@@ -1,16 +1,22 @@
 package org.sparkformer.worker.model;
 
 import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.blas.Blas;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.sparkformer.worker.nd4j.Nd4jTuning;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Products replace what their output held (BLAS's beta = 0), wherever its memory comes from. */
+/**
+ * Products replace what their output held (BLAS's beta = 0), wherever its memory comes from. Run with OpenBLAS and,
+ * in the module's "mkl" test execution, with MKL (worker/pom.xml).
+ */
 class GemmTest {
     private static final INDArray A = Nd4j.rand(DataType.DOUBLE, 6, 3), B = Nd4j.rand(DataType.DOUBLE, 3, 5);
     private static final INDArray AB = reference(A, B);
@@ -29,6 +35,12 @@ class GemmTest {
 
     private static void assertClose(INDArray expected, INDArray actual) {
         assertTrue(expected.equalsWithEps(actual, 1e-12), "expected " + expected + " got " + actual);
+    }
+
+    /** The BLAS this JVM was asked for is the one computing: else the "mkl" execution would test OpenBLAS twice. */
+    @Test void theRequestedBlasRuns() {
+        boolean mkl = "mkl_rt".equals(System.getProperty(Nd4jTuning.BLAS));
+        assertEquals(mkl ? Blas.Vendor.MKL : Blas.Vendor.OPENBLAS, Nd4j.factory().blas().getBlasVendor());
     }
 
     @Test void intoReplacesTheOutputsContents() {
