@@ -3,6 +3,7 @@ package org.sparkformer.worker.nd4j;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
+import org.bytedeco.mkl.global.mkl_rt;
 import org.nd4j.linalg.api.blas.Blas;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -23,7 +24,7 @@ public final class Vml {
     private static boolean load() {
         try {
             if (Nd4j.factory().blas().getBlasVendor() != Blas.Vendor.MKL) return false;
-            Loader.load(org.bytedeco.mkl.global.mkl_rt.class);
+            Loader.load(mkl_rt.class);
             return true;
         } catch (RuntimeException | LinkageError e) {
             return false;
