@@ -16,10 +16,12 @@ public final class Gelu {
 
     /** s = sigmoid(2u), the value backward reuses. */
     public static INDArray sigmoidPart(INDArray a) {
-        INDArray u = a.mul(a).muli(S * K).addi(S).muli(a);      // u = a (S + SK a²)
-        if (!Vml.takes(u)) return Transforms.sigmoid(u.muli(2), false);
-        Vml.sigmoidOfTwiceInPlace(u);
-        return u;
+        boolean vml = Vml.takes(a);                     // a.mul(a) below is laid out as a is
+        double c = vml ? 1 : 2;                         // MKL's form takes u, ND4J's sigmoid 2u
+        INDArray cu = a.mul(a).muli(c * S * K).addi(c * S).muli(a);      // c u = a (cS + cSK a²)
+        if (!vml) return Transforms.sigmoid(cu, false);
+        Vml.sigmoidOfTwiceInPlace(cu);
+        return cu;
     }
 
     /** gelu(a) = a s. */
