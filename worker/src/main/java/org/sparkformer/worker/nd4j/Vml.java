@@ -1,5 +1,7 @@
 package org.sparkformer.worker.nd4j;
 
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
@@ -17,13 +19,22 @@ import static org.bytedeco.mkl.global.mkl_rt.*;
  * ~0.09 ms. Callers keep an ND4J form for every other case (OpenBLAS, the CUDA backend, 16-bit arrays, views).
  */
 public final class Vml {
+    private static final Logger log = LogManager.getLogger(Vml.class);
     private static final boolean LOADED = load();
 
     private Vml() {}
 
     private static boolean load() {
         try {
-            if (Nd4j.factory().blas().getBlasVendor() != Blas.Vendor.MKL) return false;
+            Blas.Vendor vendor = Nd4j.factory().blas().getBlasVendor();
+            if (vendor != Blas.Vendor.MKL) {
+                // JavaCPP skips a library it cannot preload without a word: say so where MKL was asked for
+                if (Nd4jTuning.MKL.equals(System.getProperty(Nd4jTuning.BLAS)))
+                    log.warn("-D{}={} asked for MKL, but ND4J's products run on {}: JavaCPP did not load {} "
+                            + "(-Dorg.bytedeco.javacpp.logger.debug=true says why); training runs slower", Nd4jTuning.BLAS,
+                            Nd4jTuning.MKL, vendor, Nd4jTuning.MKL);
+                return false;
+            }
             Loader.load(mkl_rt.class);
             return true;
         } catch (RuntimeException | LinkageError e) {
